@@ -1,0 +1,3 @@
+from adapters.web.adapter import WebChatAdapter
+
+__all__ = ["WebChatAdapter"]

@@ -1,0 +1,224 @@
+"""Web chat: a JSON API for scripts, a WebSocket that streams reply tokens, and the widget page.
+
+HTTP  POST /webchat/api/messages  {"user_id", "text", "locale"?, "message_id"?}
+      -> 200 {"replies": [{"text", "buttons": [{"title", "payload"}], "image"?, "card"?}], "route"}
+WS    GET  /webchat/ws?user_id=...&locale=...
+      client: {"type": "message", "text", "message_id"?, "locale"?}
+      server: {"type": "reply", "id", "from": "bot", "text", "buttons", ...}
+              {"type": "reply_start", "id"} {"type": "delta", "id", "text"} {"type": "reply_end", "id", ...}
+              {"type": "turn_end", "route"}  {"type": "error", "code", "message"}
+"""
+
+from __future__ import annotations
+
+import itertools
+import logging
+import re
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import orjson
+from aiohttp import WSMsgType, web
+
+from core.config import WebChannelConfig
+from core.http_errors import json_error
+from core.message import (
+    BadMessage,
+    Capabilities,
+    ChannelUser,
+    Chat,
+    ChatKind,
+    Message,
+    Reply,
+    TurnHandler,
+    TurnUnavailable,
+)
+
+log = logging.getLogger("kefu.web")
+
+STATIC_DIR = Path(__file__).parent / "static"
+_USER_ID = re.compile(r"^[A-Za-z0-9_.@:+\-]{1,128}$")
+_MESSAGE_ID = re.compile(r"^[A-Za-z0-9_.:\-]{1,128}$")
+_LOCALE = re.compile(r"^[A-Za-z]{2,3}(?:[-_][A-Za-z0-9]{2,8})*$")
+
+
+class InvalidInput(ValueError):
+    """A request field is missing or wrong; the message says which and how."""
+
+
+@dataclass(frozen=True, slots=True)
+class WebInput:
+    user_id: str
+    text: str
+    locale: str | None
+    message_id: str | None
+
+
+def parse_body(body: bytes) -> dict[str, Any]:
+    try:
+        text = body.decode("utf-8")
+    except UnicodeDecodeError:
+        raise InvalidInput("the body is not valid UTF-8") from None
+    try:
+        data = orjson.loads(text)
+    except orjson.JSONDecodeError:
+        raise InvalidInput("the body is not valid JSON") from None
+    if not isinstance(data, dict):
+        raise InvalidInput("the body must be a JSON object")
+    return data
+
+
+def _optional(data: dict[str, Any], key: str, pattern: re.Pattern[str]) -> str | None:
+    value = data.get(key)
+    if value is None:
+        return None
+    if not isinstance(value, str) or not pattern.match(value):
+        raise InvalidInput(f"'{key}' is malformed")
+    return value
+
+
+def validate_user_id(value: Any) -> str:
+    if not isinstance(value, str) or not _USER_ID.match(value):
+        raise InvalidInput("'user_id' must be 1-128 characters of letters, digits and _.@:+-")
+    return value
+
+
+def read_input(data: dict[str, Any], user_id: str | None, max_chars: int) -> WebInput:
+    user = validate_user_id(data.get("user_id", user_id))
+    text = data.get("text")
+    if not isinstance(text, str) or not text.strip():
+        raise InvalidInput("'text' must be a non-empty string")
+    if len(text) > max_chars:
+        raise InvalidInput(f"'text' is {len(text)} characters; the limit is {max_chars}")
+    return WebInput(user, text, _optional(data, "locale", _LOCALE), _optional(data, "message_id", _MESSAGE_ID))
+
+
+def reply_json(reply: Reply) -> dict[str, Any]:
+    out: dict[str, Any] = {
+        "text": reply.final_text,
+        "buttons": [{"title": b.title, "payload": b.payload} for b in reply.buttons],
+    }
+    if reply.image is not None:
+        out["image"] = {"url": reply.image.url}
+    if reply.card is not None:
+        c = reply.card
+        out["card"] = {"title": c.title, "product_id": c.product_id, "price": c.price, "image_url": c.image_url,
+                       "url": c.url, "description": c.description}
+    return out
+
+
+class WebChatAdapter:
+    name = "web"
+    capabilities = Capabilities(buttons=True, images=True, cards=True, streaming=True)
+
+    def __init__(
+        self, engine: TurnHandler, config: WebChannelConfig, max_text_chars: int, max_frame_bytes: int
+    ) -> None:
+        self.engine = engine
+        self.config = config
+        self.max_text_chars = max_text_chars
+        self.max_frame_bytes = max_frame_bytes
+        self._reply_ids = itertools.count(1)
+        self._sockets: set[web.WebSocketResponse] = set()
+
+    def mount(self, app: web.Application) -> None:
+        app.router.add_get("/", self.index)
+        app.router.add_static("/webchat/static", STATIC_DIR)
+        app.router.add_post("/webchat/api/messages", self.post_message)
+        app.router.add_get("/webchat/ws", self.websocket)
+
+    async def close(self) -> None:
+        for ws in list(self._sockets):
+            await ws.close(code=1001, message=b"server shutdown")
+
+    def message_for(self, item: WebInput) -> Message:
+        store_user = item.user_id if self.config.trust_user_id_as_store_user else None
+        return Message(
+            user=ChannelUser("web", item.user_id, store_user_id=store_user),
+            chat=Chat(ChatKind.DIRECT, item.user_id),
+            text=item.text,
+            platform_message_id=item.message_id,
+            locale_hint=item.locale,
+        )
+
+    async def index(self, request: web.Request) -> web.FileResponse:
+        return web.FileResponse(STATIC_DIR / "index.html")
+
+    async def post_message(self, request: web.Request) -> web.Response:
+        try:
+            item = read_input(parse_body(await request.read()), None, self.max_text_chars)
+        except InvalidInput as exc:
+            return json_error(400, "invalid_request", str(exc))
+        replies: list[Reply] = []
+
+        async def collect(reply: Reply) -> None:
+            if reply.stream is not None:
+                await reply.stream.collect()
+            replies.append(reply)
+
+        try:
+            result = await self.engine.handle(self.message_for(item), collect, self.capabilities)
+        except BadMessage as exc:
+            return json_error(400, "invalid_request", str(exc))
+        except TurnUnavailable as exc:
+            return json_error(503, "temporarily_unavailable", exc.polite_text, headers={"Retry-After": "2"})
+        body: dict[str, Any] = {"replies": [reply_json(r) for r in replies], "route": result.route}
+        if result.route == "duplicate":
+            body["duplicate"] = True
+        return web.Response(body=orjson.dumps(body), content_type="application/json")
+
+    async def websocket(self, request: web.Request) -> web.StreamResponse:
+        try:
+            user_id = validate_user_id(request.query.get("user_id"))
+            locale = _optional(dict(request.query), "locale", _LOCALE)
+        except InvalidInput as exc:
+            return json_error(400, "invalid_request", str(exc))
+        ws = web.WebSocketResponse(heartbeat=30, max_msg_size=self.max_frame_bytes)
+        await ws.prepare(request)
+        self._sockets.add(ws)
+        try:
+            async for frame in ws:
+                if frame.type != WSMsgType.TEXT:
+                    if frame.type == WSMsgType.BINARY:
+                        await self._send_error(ws, "invalid_request", "send JSON text frames")
+                    continue
+                await self._on_frame(ws, frame.data, user_id, locale)
+        finally:
+            self._sockets.discard(ws)
+        return ws
+
+    async def _on_frame(self, ws: web.WebSocketResponse, raw: str, user_id: str, locale: str | None) -> None:
+        try:
+            data = parse_body(raw.encode("utf-8", "surrogatepass"))
+            if data.get("type", "message") != "message":
+                raise InvalidInput(f"unknown frame type {data.get('type')!r}")
+            item = read_input({**data, "user_id": user_id, "locale": data.get("locale", locale)}, user_id,
+                              self.max_text_chars)
+        except InvalidInput as exc:
+            await self._send_error(ws, "invalid_request", str(exc))
+            return
+
+        async def relay(reply: Reply) -> None:
+            reply_id = f"r{next(self._reply_ids)}"
+            if reply.stream is None:
+                await ws.send_json({"type": "reply", "id": reply_id, "from": "bot", **reply_json(reply)})
+                return
+            await ws.send_json({"type": "reply_start", "id": reply_id, "from": "bot", "text": reply.text})
+            async for delta in reply.stream:
+                await ws.send_json({"type": "delta", "id": reply_id, "text": delta})
+            await ws.send_json({"type": "reply_end", "id": reply_id, "from": "bot", **reply_json(reply)})
+
+        try:
+            result = await self.engine.handle(self.message_for(item), relay, self.capabilities)
+        except BadMessage as exc:
+            await self._send_error(ws, "invalid_request", str(exc))
+            return
+        except TurnUnavailable as exc:
+            await self._send_error(ws, "temporarily_unavailable", exc.polite_text)
+            return
+        await ws.send_json({"type": "turn_end", "route": result.route})
+
+    @staticmethod
+    async def _send_error(ws: web.WebSocketResponse, code: str, message: str) -> None:
+        await ws.send_json({"type": "error", "code": code, "message": message})

@@ -1,0 +1,190 @@
+"""Composition root: builds every piece from the config and serves the aiohttp app."""
+
+from __future__ import annotations
+
+import asyncio
+import gc
+import logging
+import signal
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from aiohttp import web
+
+from adapters.base import Adapter
+from adapters.miniprogram import MiniProgramAdapter
+from adapters.telegram import TelegramAdapter
+from adapters.web import WebChatAdapter
+from adapters.wechat import WeChatAdapter
+from adapters.wechat_group import WeChatGroupAdapter
+from core.commerce.demo_store import DemoStore
+from core.config import PROJECT_ROOT, Config
+from core.engine import Engine
+from core.http_errors import json_errors
+from core.keyword_router import KeywordRouter
+from core.llm import LlmClient
+from core.locale import Catalogs
+from core.logs import mask
+from core.metrics import Metrics
+from core.nlu import IntentRouter
+from core.operator_api import OperatorApi, require_token
+from core.rasa_router import RasaRouter
+from core.redis_store import RedisStore
+from core.sessions import MemoryStore, SessionStore, StoreSettings
+
+log = logging.getLogger("kefu.app")
+
+LOCALES_DIR = PROJECT_ROOT / "locales"
+
+
+# Each `channels.<section>` of bot_config.yaml and how its adapter is built.
+ADAPTERS: dict[str, Callable[[Engine, Config], Adapter]] = {
+    "web": lambda engine, c: WebChatAdapter(engine, c.channels.web, c.messages.max_text_chars,
+                                            c.server.max_body_bytes),
+    "telegram": lambda engine, c: TelegramAdapter(engine, c.channels.telegram, c.server.max_body_bytes),
+    "wechat": lambda engine, c: WeChatAdapter(engine, c.channels.wechat, c.server.max_body_bytes),
+    "wechat_group": lambda engine, c: WeChatGroupAdapter(engine, c.channels.wechat_group, c.server.max_body_bytes),
+    "miniprogram": lambda engine, c: MiniProgramAdapter(engine, c.channels.miniprogram, c.server.max_body_bytes),
+}
+
+
+class StartupError(Exception):
+    """The hub cannot start; the message says what to fix."""
+
+
+@dataclass
+class Hub:
+    config: Config
+    store: SessionStore
+    router: IntentRouter
+    engine: Engine
+    metrics: Metrics
+    llm: LlmClient | None
+    adapters: list[Adapter] = field(default_factory=list)
+
+
+def store_settings(config: Config) -> StoreSettings:
+    s = config.sessions
+    return StoreSettings(
+        session_ttl_s=s.ttl_s, lock_ttl_s=s.lock_ttl_s, lock_wait_s=s.lock_wait_s, dedup_ttl_s=s.dedup_ttl_s,
+        pending_claim_ttl_s=s.pending_claim_ttl_s, unknown_queue_max=s.unknown_queue_max,
+    )
+
+
+async def build_store(config: Config, prefix: str = "kefu:") -> SessionStore:
+    if not config.redis.url:
+        return MemoryStore(store_settings(config))
+    store = RedisStore.from_url(config.redis.url, store_settings(config), prefix=prefix,
+                                timeout_s=config.redis.timeout_s, max_connections=config.redis.max_connections)
+    if not await store.ping():
+        await store.close()
+        raise StartupError(
+            f"Redis at {mask(config.redis.url)} is not answering. Start it (redis-server --daemonize yes) "
+            "or remove redis.url / REDIS_URL to use the embedded in-memory store."
+        )
+    return store
+
+
+async def build_router(config: Config, store: SessionStore, metrics: Metrics, prefix: str) -> IntentRouter:
+    nlu = config.nlu
+    if not nlu.rasa_urls:
+        return KeywordRouter()
+    router = RasaRouter(
+        list(nlu.rasa_urls), nlu.token, metrics, timeout_s=nlu.timeout_s, cache_entries=nlu.cache_entries,
+        redis=store.client if isinstance(store, RedisStore) else None, cache_ttl_s=nlu.cache_ttl_s,
+        redis_prefix=prefix,
+    )
+    if not await router.wait_ready(nlu.ready_timeout_s):
+        log.warning("no Rasa server answered within %.0f s at %s: starting with the keyword router (degraded)",
+                    nlu.ready_timeout_s, ", ".join(nlu.rasa_urls))
+    return router
+
+
+async def build_hub(config: Config, store_prefix: str = "kefu:") -> Hub:
+    store = await build_store(config, store_prefix)
+    metrics = Metrics()
+    router = await build_router(config, store, metrics, store_prefix)
+    commerce = DemoStore.open(config.resolve_path(config.demo_store.source),
+                              config.resolve_path(config.demo_store.data_dir))
+    catalogs = Catalogs.load(LOCALES_DIR, config.shop.locales, config.shop.default_locale)
+    llm = LlmClient(config.llm) if config.llm.enabled else None
+    engine = Engine(config, store, router, commerce, catalogs, metrics, llm=llm)
+    hub = Hub(config, store, router, engine, metrics, llm)
+    for section, build in ADAPTERS.items():
+        if getattr(config.channels, section).enabled:
+            hub.adapters.append(build(engine, config))
+    return hub
+
+
+async def health(hub: Hub) -> dict[str, Any]:
+    store_up, nlu_up = await asyncio.gather(hub.store.ping(), hub.router.ping())
+    hub.metrics.backend_up.labels("sessions").set(int(store_up))
+    hub.metrics.backend_up.labels("nlu").set(int(nlu_up))
+    llm_mode = "online" if hub.llm is not None else "offline"
+    return {
+        # down: turns cannot run (503); degraded: turns run, with a fallback answering for a backend.
+        "status": "down" if not store_up else ("ok" if nlu_up and not hub.router.degraded else "degraded"),
+        "backends": {
+            "sessions": {"kind": hub.store.name, "up": store_up},
+            "nlu": {"kind": hub.router.name, "up": nlu_up, "degraded": hub.router.degraded},
+            "llm": {"mode": llm_mode, "model": hub.config.llm.model if hub.llm else None},
+        },
+    }
+
+
+def create_app(hub: Hub) -> web.Application:
+    app = web.Application(client_max_size=hub.config.server.max_body_bytes,
+                          middlewares=[json_errors, require_token(hub.config.admin.token)])
+
+    async def healthz(_request: web.Request) -> web.Response:
+        report = await health(hub)
+        return web.json_response(report, status=503 if report["status"] == "down" else 200)
+
+    async def metrics(_request: web.Request) -> web.Response:
+        await health(hub)
+        return web.Response(body=hub.metrics.render(), headers={"Content-Type": hub.metrics.content_type})
+
+    app.router.add_get("/healthz", healthz)
+    app.router.add_get("/metrics", metrics)
+    OperatorApi(hub.engine, hub.store).mount(app)
+    for adapter in hub.adapters:
+        adapter.mount(app)
+
+    async def shutdown(_app: web.Application) -> None:
+        for adapter in hub.adapters:
+            await adapter.close()
+        if hub.llm is not None:
+            await hub.llm.aclose()
+        if isinstance(hub.router, RasaRouter):
+            await hub.router.close()
+        await hub.store.close()
+
+    app.on_shutdown.append(shutdown)
+    return app
+
+
+async def serve(config: Config) -> None:
+    """Run the hub until SIGINT or SIGTERM."""
+    hub = await build_hub(config)
+    # The demo store and catalogs live as long as the process: keep the collector from rescanning them,
+    # which would otherwise show up as latency spikes under load.
+    gc.collect()
+    gc.freeze()
+    runner = web.AppRunner(create_app(hub), access_log=None)
+    await runner.setup()
+    site = web.TCPSite(runner, config.server.host, config.server.port, reuse_port=True)
+    try:
+        await site.start()
+    except OSError as exc:
+        await runner.cleanup()
+        raise StartupError(f"cannot listen on {config.server.host}:{config.server.port}: {exc.strerror}") from None
+    log.info("kefu listening on http://%s:%d/ (sessions: %s, nlu: %s, llm: %s)", config.server.host,
+             config.server.port, hub.store.name, hub.router.name, "online" if hub.llm else "offline")
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    await stop.wait()
+    log.info("shutting down")
+    await runner.cleanup()

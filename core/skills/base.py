@@ -1,0 +1,28 @@
+"""What a skill gets and gives. Skills know the shop, never the channel or the LLM."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+
+from core.commerce.base import CommerceBackend
+from core.config import ShopConfig
+from core.locale import Translator
+from core.message import Message, Reply
+from core.nlu import NluResult
+from core.sessions import Session
+
+
+@dataclass(slots=True)
+class SkillContext:
+    message: Message
+    text: str  # what the shopper meant: the message text, or the payload of the numbered option they picked
+    session: Session
+    understanding: NluResult
+    t: Translator
+    commerce: CommerceBackend
+    shop: ShopConfig
+    now: float
+
+
+SkillFn = Callable[[SkillContext], Awaitable[list[Reply]]]

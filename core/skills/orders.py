@@ -1,0 +1,80 @@
+"""Order status: which orders the signed-in shopper has and where they are.
+
+Only the shopper's own orders are shown. A shopper who is not signed in is asked
+for the email on their account (the demo store's policy: authenticate first).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from core.commerce.base import CommerceError
+from core.locale import N_
+from core.message import Button, Reply
+from core.skills.base import SkillContext
+
+STORE_USER = "store_user_id"
+EXPECTING = "expecting"
+RECENT_ORDERS_SHOWN = 3
+
+_STATUS_TEXT = {
+    "pending": N_("awaiting shipment"),
+    "pending (item modified)": N_("awaiting shipment (items changed)"),
+    "processed": N_("shipped"),
+    "delivered": N_("delivered"),
+    "cancelled": N_("cancelled"),
+    "return requested": N_("return requested"),
+    "exchange requested": N_("exchange requested"),
+}
+
+
+def signed_in_user(ctx: SkillContext) -> str | None:
+    """The store user of this conversation, signing in by email when the shopper gave one."""
+    user_id = ctx.session.slots.get(STORE_USER)
+    if user_id:
+        return str(user_id)
+    email = ctx.understanding.entity("email")
+    if email:
+        try:
+            user_id = ctx.commerce.find_user_id_by_email(email)
+        except CommerceError:
+            return None
+        ctx.session.slots[STORE_USER] = user_id
+        return user_id
+    return None
+
+
+def describe_order(ctx: SkillContext, order: dict[str, Any]) -> str:
+    t = ctx.t
+    status = t(_STATUS_TEXT.get(order["status"], order["status"]))
+    items = t(", ").join(item["name"] for item in order["items"])
+    text = t("Order {order_id}: {status}. Items: {items}.", order_id=order["order_id"], status=status, items=items)
+    tracking = [tid for f in order.get("fulfillments", []) for tid in f.get("tracking_id", [])]
+    if tracking:
+        return t("{order} Tracking number: {tracking}.", order=text, tracking=t(", ").join(tracking))
+    return text
+
+
+async def order_status(ctx: SkillContext) -> list[Reply]:
+    t = ctx.t
+    user_id = signed_in_user(ctx)
+    if user_id is None:
+        ctx.session.slots[EXPECTING] = "order_status"
+        if ctx.understanding.entity("email"):
+            return [Reply(text=t("I couldn't find an account with that email. Please check it and send it again."))]
+        return [Reply(text=t("To look up your orders I need to know who you are: "
+                             "please send me the email address of your account."))]
+    ctx.session.slots.pop(EXPECTING, None)
+    user = ctx.commerce.get_user_details(user_id)
+    order_id = ctx.understanding.entity("order_id")
+    if order_id:
+        if order_id not in user["orders"]:
+            return [Reply(text=t("I couldn't find order {order_id} on your account.", order_id=order_id))]
+        ctx.session.slots["last_order_id"] = order_id
+        return [Reply(text=describe_order(ctx, ctx.commerce.get_order_details(order_id)))]
+    recent = list(reversed(user["orders"]))[:RECENT_ORDERS_SHOWN]
+    if not recent:
+        return [Reply(text=t("I don't see any orders on your account yet."))]
+    lines = [t("Here are your latest orders:")]
+    lines += [describe_order(ctx, ctx.commerce.get_order_details(oid)) for oid in recent]
+    return [Reply(text="\n".join(lines), buttons=tuple(Button(oid, oid) for oid in recent))]

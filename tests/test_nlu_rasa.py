@@ -1,0 +1,122 @@
+"""Routing with a real trained Rasa server: thresholds, entities, caches, an outage, the unknown queue."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import redis.asyncio as aioredis
+import yaml
+
+from core.config import PROJECT_ROOT
+from core.metrics import Metrics
+from core.rasa_router import RasaRouter
+from tests.conftest import REDIS_URL, RasaServer, hub_client, make_config, say
+from tests.support.tcp_proxy import CountingProxy
+
+
+def rasa_config(tmp_path: Path, rasa: RasaServer, url: str | None = None, **extra: object) -> object:
+    return make_config(tmp_path, nlu={"rasa_urls": [url or rasa.url], "token": rasa.token}, **extra)
+
+
+async def test_confident_intents_go_to_skills_and_the_rest_below_threshold(tmp_path: Path,
+                                                                          rasa_server: RasaServer) -> None:
+    async with hub_client(rasa_config(tmp_path, rasa_server)) as (client, hub):
+        assert hub.router.name == "rasa"
+        greeting = await say(client, "ann", "哈喽～在不在呀")
+        assert greeting["route"] == "skill" and "您好" in greeting["replies"][0]["text"]
+        orders = await say(client, "james_li_5688", "帮我查下订单 W 261 1340 发货没")
+        assert orders["route"] == "skill" and "#W2611340" in orders["replies"][0]["text"]
+        weather = await say(client, "ann", "明天北京会下雨吗")
+        assert weather["route"] == "fallback"
+        queued = (await hub.store.list_unknown())[0]
+        assert queued["text"] == "明天北京会下雨吗"
+        assert 1 <= len(queued["top"]) <= 3 and all("intent" in t for t in queued["top"])
+
+
+async def test_operator_parse_endpoint_reports_the_decision(tmp_path: Path, rasa_server: RasaServer) -> None:
+    config = rasa_config(tmp_path, rasa_server, admin={"token": "op-secret"})
+    async with hub_client(config) as (client, _):
+        denied = await client.post("/api/nlu/parse", json={"text": "你好"})
+        assert denied.status == 401
+        response = await client.post("/api/nlu/parse", json={"text": "订单#W2611340到哪了", "locale": "zh"},
+                                     headers={"Authorization": "Bearer op-secret"})
+        body = await response.json()
+        assert body["intent"] == "order_status" and body["route"] == "skill" and body["source"] == "rasa"
+        assert {"entity": "order_id", "value": "#W2611340"} in body["entities"]
+        assert len(body["top"]) == 3 and body["top"][0]["intent"] == "order_status"
+        human = await client.post("/api/nlu/parse", json={"text": "转人工"},
+                                  headers={"Authorization": "Bearer op-secret"})
+        assert (await human.json())["route"] == "handoff"
+
+
+async def test_entities_are_normalized(rasa_server: RasaServer) -> None:
+    router = RasaRouter([rasa_server.url], rasa_server.token, Metrics())
+    try:
+        result = await router.parse("订单号 w 261 1340，我手机尾号 5688，邮箱 James.Li@Example.com", "zh-CN")
+        assert result.entity("order_id") == "#W2611340"
+        assert result.entity("phone_tail") == "5688"
+        assert (result.entity("email") or "").lower() == "james.li@example.com"
+    finally:
+        await router.close()
+
+
+async def test_cache_in_memory_and_shared_through_redis(rasa_server: RasaServer, redis_prefix: str) -> None:
+    redis = aioredis.Redis.from_url(REDIS_URL)
+    first = RasaRouter([rasa_server.url], rasa_server.token, Metrics(), redis=redis, redis_prefix=redis_prefix)
+    second = RasaRouter([rasa_server.url], rasa_server.token, Metrics(), redis=redis, redis_prefix=redis_prefix)
+    try:
+        await first.ping()
+        await second.ping()
+        text = "我想退货，衣服太小了"
+        fresh = await first.parse(text, "zh-CN")
+        again = await first.parse("  我想退货，衣服太小了 ", "zh-CN")
+        assert (again.intent, again.entities) == (fresh.intent, fresh.entities)
+        assert 'kefu_nlu_parses_total{source="memory"} 1.0' in first.metrics.render().decode()
+        shared = await second.parse(text, "zh-CN")
+        assert shared.intent == fresh.intent
+        second_metrics = second.metrics.render().decode()
+        assert 'kefu_nlu_parses_total{source="redis"} 1.0' in second_metrics
+        assert 'source="rasa"' not in second_metrics, "the second process never asked Rasa"
+    finally:
+        await first.close()
+        await second.close()
+        await redis.aclose()
+
+
+async def test_rasa_outage_degrades_to_keywords_and_recovers(tmp_path: Path, rasa_server: RasaServer) -> None:
+    async with CountingProxy(rasa_server.port) as line:
+        config = rasa_config(tmp_path, rasa_server, url=f"http://127.0.0.1:{line.port}")
+        async with hub_client(config) as (client, hub):
+            assert (await say(client, "ann", "你好呀"))["route"] == "skill"
+            line.cut_after(0)  # the Rasa server is gone
+            during = await say(client, "ann", "我的订单到哪了")
+            assert during["route"] == "skill", "the keyword router still answers common requests"
+            health = await (await client.get("/healthz")).json()
+            assert health["status"] == "degraded" and health["backends"]["nlu"]["degraded"] is True
+            metrics = await (await client.get("/metrics")).text()
+            assert "kefu_nlu_degraded 1.0" in metrics and 'kefu_nlu_parses_total{source="degraded"}' in metrics
+            line.restore()
+            health = await (await client.get("/healthz")).json()
+            assert health["status"] == "ok"
+            assert (await say(client, "ann", "谢谢啦 拜拜"))["route"] == "skill"
+            assert hub.router.degraded is False
+
+
+def test_export_unknown_writes_a_rasa_training_draft(tmp_path: Path) -> None:
+    items = tmp_path / "unknown.jsonl"
+    items.write_text(
+        '{"text": "你们周末发货吗", "locale": "zh-CN", "top": [{"intent": "order_status", "confidence": 0.61}]}\n'
+        '{"text": "你们周末发货吗", "locale": "zh-CN", "top": [{"intent": "order_status", "confidence": 0.6}]}\n'
+        '{"text": "do you ship on sundays", "locale": "en", "top": []}\n'
+    )
+    out = tmp_path / "draft.yml"
+    result = subprocess.run([sys.executable, "scripts/export_unknown.py", "--from-file", str(items), str(out)],
+                            cwd=PROJECT_ROOT, capture_output=True, text=True, timeout=30)
+    assert result.returncode == 0, result.stderr
+    draft = yaml.safe_load(out.read_text())
+    assert draft["version"] == "3.1"
+    by_intent = {entry["intent"]: entry["examples"] for entry in draft["nlu"]}
+    assert by_intent["order_status"].count("你们周末发货吗") == 1, "duplicates collapse"
+    assert "do you ship on sundays" in by_intent["unlabelled"]
