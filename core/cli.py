@@ -35,7 +35,7 @@ def main(argv: list[str] | None = None) -> int:
 
     if args.port:
         config = config.model_copy(update={"server": config.server.model_copy(update={"port": args.port})})
-    setup_logging(config.log_level)
+    setup_logging(config.log_level, config.log_turn_events)
     import uvloop
 
     from core.app import StartupError, serve

@@ -61,7 +61,8 @@ import sys, orjson, uvloop, redis.asyncio as aioredis
 from aiohttp import web
 
 async def make_app():
-    client = aioredis.Redis.from_url(sys.argv[2], max_connections=64)
+    # the same pool as the hub: waits for a free connection instead of failing
+    client = aioredis.Redis(connection_pool=aioredis.BlockingConnectionPool.from_url(sys.argv[2], max_connections=64))
     async def handle(request):
         body = orjson.loads(await request.read())
         key = "bench:base:" + body["user_id"]
