@@ -64,11 +64,13 @@ _HAN = re.compile(r"[\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff]")
 _ARABIC = re.compile(r"[\u0600-\u06ff\u0750-\u077f\u08a0-\u08ff\ufb50-\ufdff\ufe70-\ufeff]")
 _LATIN_WORD = re.compile(r"[A-Za-z]+(?:'[a-z]+)?")
 # Latin words alone say little (brand and product names: "Nike Air", "iPhone case"); English needs one of these.
-_ENGLISH_WORDS = frozenset(
-    "i you my me your we our the a an is are was were be do does did can could would will should what where when "
-    "how why which who please hi hello hey thanks thank to for of in on at with and or not no yes it this that "
-    "have has want need help i'm it's don't can't there".split()
-)
+_ENGLISH_WORDS = frozenset({
+    "i", "you", "my", "me", "your", "we", "our", "the", "a", "an", "is", "are", "was", "were", "be", "do", "does",
+    "did", "can", "could", "would", "will", "should", "what", "where", "when", "how", "why", "which", "who",
+    "please", "hi", "hello", "hey", "thanks", "thank", "to", "for", "of", "in", "on", "at", "with", "and", "or",
+    "not", "no", "yes", "it", "this", "that", "have", "has", "want", "need", "help", "i'm", "it's", "don't",
+    "can't", "there",
+})
 
 
 def text_locales(text: str) -> tuple[str, ...]:
@@ -218,6 +220,16 @@ class Catalogs:
 
     def persona(self, locale: str) -> Mapping[str, str]:
         return self._persona.get(locale, {"bot_name": ""})
+
+    def widget_persona(self, tag: str | None) -> dict[str, str]:
+        """What a chat widget shows for a browser's locale tag: the pack's persona and text direction."""
+        locale = normalize_locale(tag, self.packs.packs) or self.default_locale
+        pack = self.packs.get(locale)
+        if pack is None:
+            return {"locale": locale, "bot_name": "", "avatar": "robot", "avatar_kind": "robot", "direction": "ltr"}
+        persona = pack.spec.persona
+        return {"locale": locale, "bot_name": persona.bot_name, "avatar": persona.avatar,
+                "avatar_kind": persona.avatar_kind, "direction": pack.spec.direction}
 
     def formats(self, locale: str) -> Formats:
         formats = self._formats.get(locale)

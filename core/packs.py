@@ -259,8 +259,8 @@ def _check_persona(spec: PackSpec, source: Path | str) -> None:
                                 f"({forbidden!r})")
 
 
-def _check_texts(pack: Pack, source: Path | str) -> None:
-    spec = pack.spec
+def _check_placeholders(spec: PackSpec, source: Path | str) -> None:
+    """Before the pack is built: building formats the rules."""
     for rule in spec.llm.rules:
         unknown = placeholders(rule) - _RULE_FIELDS
         if unknown:
@@ -269,6 +269,10 @@ def _check_texts(pack: Pack, source: Path | str) -> None:
     unknown = placeholders(spec.llm.regenerate) - {"findings"} - PERSONA_FIELDS
     if unknown:
         raise _fail(source, f"llm.regenerate: unknown placeholder {{{sorted(unknown)[0]}}}")
+
+
+def _check_texts(pack: Pack, source: Path | str) -> None:
+    spec = pack.spec
     for where, text in (("disclaimers.health", spec.disclaimers.health), ("persona.tagline", spec.persona.tagline)):
         findings = pack.check(text)
         if findings:
@@ -326,6 +330,7 @@ def load_pack(path: Path) -> Pack:
         except re.error as exc:
             raise _fail(path, f"keigo.lexicon: {entry.casual!r} is not a valid pattern: {exc}") from None
     _check_persona(spec, path)
+    _check_placeholders(spec, path)
     pack = Pack.build(spec, path)
     _check_texts(pack, path)
     return pack

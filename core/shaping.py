@@ -16,6 +16,7 @@ import re
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
+from core.message import Reply
 from core.packs import Finding, Pack, PackSet
 
 __all__ = ["LlmCheck", "Shaper", "StreamPolisher"]
@@ -53,6 +54,18 @@ class Shaper:
     @staticmethod
     def with_disclaimer(pack: Pack, text: str) -> str:
         return f"{text}\n\n{pack.health_disclaimer}" if text else pack.health_disclaimer
+
+    def shape(self, pack: Pack, replies: list[Reply], question: str) -> list[Reply]:
+        """A turn's replies with the pack applied (in place); LLM streams are shaped as they are produced."""
+        for reply in replies:
+            if reply.text:
+                reply.text = self.shape_text(pack, reply.text)
+        if any(r.stream is not None for r in replies):
+            return replies
+        last = next((r for r in reversed(replies) if r.text), None)
+        if last is not None and self.needs_disclaimer(pack, "\n".join(r.text for r in replies), question):
+            last.text = self.with_disclaimer(pack, last.text)
+        return replies
 
 
 @dataclass(slots=True)
