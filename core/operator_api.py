@@ -1,4 +1,5 @@
-"""Operator endpoints under /api/: the router's decision for a text, the unknown-question queue.
+"""Operator endpoints under /api/: the router's decision for a text, the unknown-question queue, and the
+questions agents resolved with a label (together: the learning loop, scripts/export_learning.py).
 
 Protected by `admin.token` when one is configured (Authorization: Bearer <token>).
 """
@@ -40,6 +41,7 @@ class OperatorApi:
     def mount(self, app: web.Application) -> None:
         app.router.add_post("/api/nlu/parse", self.parse)
         app.router.add_get("/api/unknown", self.unknown)
+        app.router.add_get("/api/resolutions", self.resolutions)
 
     async def parse(self, request: web.Request) -> web.Response:
         try:
@@ -68,3 +70,10 @@ class OperatorApi:
         except ValueError:
             return json_error(400, "invalid_request", "'limit' must be a number")
         return web.json_response({"items": await self.store.list_unknown(limit)})
+
+    async def resolutions(self, request: web.Request) -> web.Response:
+        try:
+            limit = max(1, min(10_000, int(request.query.get("limit", "100"))))
+        except ValueError:
+            return json_error(400, "invalid_request", "'limit' must be a number")
+        return web.json_response({"items": await self.engine.desk.store.list_resolutions(limit)})

@@ -54,8 +54,14 @@ class HistoryEntry:
 class Handoff:
     state: HandoffState = HandoffState.BOT
     agent_id: str | None = None
-    since: float = 0.0
+    since: float = 0.0  # when the state was entered
     reason: str | None = None
+    ticket_id: str | None = None  # the ticket of the current (or last) hand-over
+    last_activity: float = 0.0  # last message either way while queued or held (idle release)
+    # Where the shopper last wrote from: an agent's reply goes back there.
+    channel: str | None = None
+    user_id: str | None = None
+    chat_id: str | None = None
 
 
 @dataclass(slots=True)
