@@ -30,6 +30,16 @@ class Metrics:
         self.nlu_seconds = Histogram("kefu_nlu_seconds", "Rasa parse latency (uncached)", buckets=_FAST_BUCKETS,
                                      registry=r)
         self.nlu_degraded = Gauge("kefu_nlu_degraded", "1 while the keyword router answers for Rasa", registry=r)
+        # Proactive pushes (core.push): one run report per scheduled run that this process carried out.
+        self.push_runs = Counter("kefu_push_runs", "Push job runs by outcome (ran, failed, other_process, missed)",
+                                 ["job", "outcome"], registry=r)
+        self.push_recipients = Counter("kefu_push_recipients", "Push recipients by stage (candidates, chosen, sent)",
+                                       ["job", "stage"], registry=r)
+        self.push_skipped = Counter("kefu_push_skipped", "Push recipients skipped, by reason", ["job", "reason"],
+                                    registry=r)
+        self.push_run_seconds = Histogram("kefu_push_run_seconds", "Push run duration", ["job"], registry=r)
+        self.push_preferences = Counter("kefu_push_preferences", "Opt-outs, opt-ins and location consents",
+                                        ["change"], registry=r)
         # Children bound once: labels() on the hot path costs more than the observation.
         self._stages = {stage: self.stage_seconds.labels(stage) for stage in STAGES}
 

@@ -5,10 +5,10 @@ be. Every expiry that a rule depends on (consent, location, sent marks) is a tim
 caller's clock, not a Redis TTL, so tests can move time; Redis TTLs only clean up.
 
 Redis keys (under the store's prefix, `kefu:` by default):
-  push:contact        HASH "<customer>\\x1f<channel>" -> [user id, chat id, last inbound, locale, store user]
+  push:contact        HASH "<customer>\\x1f<channel>" -> user id, chat id, last inbound, locale, store user (\\x1f)
   push:optout         HASH customer -> when they opted out
   push:consent        ZSET customer, scored by when their location consent ends
-  push:loc            HASH customer -> [lat, lon, reported at, usable until]
+  push:loc            HASH customer -> lat, lon, reported at, usable until (4 little-endian doubles)
   push:held:<c>       a shared location waiting for the shopper's yes (short TTL)
   push:cap:<day>      HASH customer -> marketing pushes sent on that local day
   push:mark:<scope>   ZSET subject, scored by until when it counts as sent (e.g. an offer, a reminder)
@@ -19,10 +19,11 @@ Redis keys (under the store's prefix, `kefu:` by default):
 from __future__ import annotations
 
 import asyncio
+import struct
 import time
 from collections.abc import Awaitable
 from dataclasses import dataclass
-from typing import Any, Protocol, TypeVar
+from typing import Any, NamedTuple, Protocol, TypeVar
 
 import orjson
 import redis.asyncio as aioredis
@@ -34,6 +35,7 @@ T = TypeVar("T")
 SEP = "\x1f"
 RUNS_KEPT = 200
 CAP_TTL_S = 3 * 24 * 3600
+LOCATION = struct.Struct("<4d")  # lat, lon, reported at, usable until
 
 
 @dataclass(slots=True)
@@ -47,17 +49,18 @@ class Contact:
     locale: str
     store_user: str | None = None
 
-    def to_json(self) -> bytes:
-        return orjson.dumps([self.user_id, self.chat_id, self.last_inbound, self.locale, self.store_user])
+    def to_bytes(self) -> bytes:
+        """Fields joined by SEP: reading 100,000 of them back is a split each, not a JSON parse."""
+        fields = (self.user_id, self.chat_id, repr(self.last_inbound), self.locale, self.store_user or "")
+        return SEP.join(f.replace(SEP, " ") for f in fields).encode()
 
     @classmethod
-    def from_json(cls, channel: str, raw: bytes | str) -> Contact:
-        user_id, chat_id, last, locale, store_user = orjson.loads(raw)
-        return cls(channel, user_id, chat_id, float(last), locale, store_user)
+    def from_bytes(cls, channel: str, raw: bytes) -> Contact:
+        user_id, chat_id, last, locale, store_user = raw.decode().split(SEP)
+        return cls(channel, user_id, chat_id, float(last), locale, store_user or None)
 
 
-@dataclass(frozen=True, slots=True)
-class Located:
+class Located(NamedTuple):  # a tuple: 100,000 of them are made per run, at a third of a dataclass's cost
     customer_id: str
     lat: float
     lon: float
@@ -67,11 +70,15 @@ class Located:
 
 def dedupe(contacts: dict[str, list[Contact]]) -> dict[str, list[Contact]]:
     """A channel user under two customers (a link merged them later) stays with the one seen last."""
+    total = sum(len(items) for items in contacts.values())
+    if len({(c.channel, c.user_id) for items in contacts.values() for c in items}) == total:
+        return contacts  # the usual case, checked at C speed
     owner: dict[tuple[str, str], tuple[float, str]] = {}
     for customer, items in contacts.items():
         for c in items:
             key = (c.channel, c.user_id)
-            if key not in owner or owner[key][0] < c.last_inbound:
+            known = owner.get(key)
+            if known is None or known[0] < c.last_inbound:
                 owner[key] = (c.last_inbound, customer)
     return {cid: kept for cid, items in contacts.items()
             if (kept := [c for c in items if owner[(c.channel, c.user_id)][1] == cid])}
@@ -206,8 +213,10 @@ class MemoryBook:
 
     async def release_marketing(self, day: str, customer_id: str) -> None:
         counts = self._caps.get(day, {})
-        if counts.get(customer_id, 0) > 0:
+        if counts.get(customer_id, 0) > 1:
             counts[customer_id] -= 1
+        else:
+            counts.pop(customer_id, None)
 
     async def marked(self, scope: str, now: float) -> set[str]:
         marks = self._marks.get(scope, {})
@@ -281,14 +290,19 @@ class RedisBook:
 
     async def touch(self, customer_id: str, contact: Contact) -> None:
         await self._do(self.client.hset(f"{self.p}contact", f"{customer_id}{SEP}{contact.channel}",
-                                        contact.to_json()))
+                                        contact.to_bytes()))
 
     async def contacts(self) -> dict[str, list[Contact]]:
         raw = await self._do(self.client.hgetall(f"{self.p}contact"), bulk=True)
         found: dict[str, list[Contact]] = {}
         for field, value in raw.items():
             customer, _, channel = field.decode().rpartition(SEP)
-            found.setdefault(customer, []).append(Contact.from_json(channel, value))
+            user_id, chat_id, last, locale, store_user = value.decode().split(SEP)  # Contact.from_bytes, inlined
+            contact = Contact(channel, user_id, chat_id, float(last), locale, store_user or None)
+            if customer in found:
+                found[customer].append(contact)
+            else:
+                found[customer] = [contact]
         return dedupe(found)
 
     async def set_opt_out(self, customer_id: str, at: float | None) -> None:
@@ -334,14 +348,14 @@ class RedisBook:
         return (float(lat), float(lon)) if until > now else None
 
     async def set_location(self, customer_id: str, lat: float, lon: float, at: float, until: float) -> None:
-        await self._do(self.client.hset(f"{self.p}loc", customer_id, orjson.dumps([lat, lon, at, until])))
+        await self._do(self.client.hset(f"{self.p}loc", customer_id, LOCATION.pack(lat, lon, at, until)))
 
     async def locations(self, now: float) -> list[Located]:
         raw = await self._do(self.client.hgetall(f"{self.p}loc"), bulk=True)
         live: list[Located] = []
         expired: list[bytes] = []
-        for field, value in raw.items():
-            lat, lon, at, until = orjson.loads(value)
+        values = LOCATION.iter_unpack(b"".join(raw.values()))  # all of them in one C loop
+        for field, (lat, lon, at, until) in zip(raw, values, strict=True):
             if until > now:
                 live.append(Located(field.decode(), lat, lon, at, until))
             else:

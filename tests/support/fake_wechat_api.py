@@ -11,6 +11,7 @@
 Methods: POST /cgi-bin/stable_token (same token while valid, as WeChat does), GET /cgi-bin/token,
 GET /cgi-bin/gettoken (WeCom), POST /cgi-bin/message/custom/send (OA and mini-program customer-service
 messages: text, image, link, miniprogrampage), POST /cgi-bin/message/send (WeCom app, agentid),
+POST /cgi-bin/message/template/send (OA template) and /cgi-bin/message/subscribe/send (mini-program),
 GET /sns/jscode2session, POST /wxa/business/getuserphonenumber, POST /cgi-bin/webhook/send?key=... (group
 robot: text, markdown) and POST /cgi-bin/aibot/response?response_code=... (an intelligent robot's
 response_url: markdown, usable once). Bodies are validated like the real API (errcode 44002 empty body,
@@ -51,7 +52,7 @@ class ApiRequest:
 
 @dataclass(frozen=True)
 class SentMessage:
-    api: str  # "custom" (OA / mini-program), "wecom", "robot", "aibot"
+    api: str  # "custom" (OA / mini-program), "wecom", "robot", "aibot", "template", "subscribe"
     touser: str  # openid / userid; the webhook key for "robot"; the response_code for "aibot"
     msgtype: str
     body: dict[str, Any]
@@ -92,6 +93,8 @@ class FakeWeChatApi:
         app.router.add_get("/cgi-bin/gettoken", self._gettoken)
         app.router.add_post("/cgi-bin/message/custom/send", self._custom_send)
         app.router.add_post("/cgi-bin/message/send", self._wecom_send)
+        app.router.add_post("/cgi-bin/message/template/send", self._template_send)
+        app.router.add_post("/cgi-bin/message/subscribe/send", self._template_send)
         app.router.add_get("/sns/jscode2session", self._jscode2session)
         app.router.add_post("/wxa/business/getuserphonenumber", self._phone_number)
         app.router.add_post("/cgi-bin/webhook/send", self._robot_send)
@@ -222,6 +225,21 @@ class FakeWeChatApi:
             return _error(40056, "invalid agentid")
         self.sent.append(SentMessage("wecom", body["touser"], body["msgtype"], body, self.clock()))
         return web.json_response({"errcode": 0, "errmsg": "ok", "invaliduser": "", "msgid": str(next(self._ids))})
+
+    async def _template_send(self, request: web.Request) -> web.Response:
+        """Official Account template messages and mini-program subscribe messages: {touser, template_id,
+        data: {field: {value}}, url | page}."""
+        body = await self._record(request)
+        refused = self._check_token(request) or self._scripted(request.path)
+        if refused:
+            return refused
+        data = body.get("data") if isinstance(body, dict) else None
+        if not (isinstance(data, dict) and body.get("touser") and body.get("template_id")
+                and all(isinstance(v, dict) and isinstance(v.get("value"), str) for v in data.values())):
+            return _error(47001, "data format error")
+        kind = "subscribe" if request.path.endswith("/subscribe/send") else "template"
+        self.sent.append(SentMessage(kind, body["touser"], kind, body, self.clock()))
+        return web.json_response({"errcode": 0, "errmsg": "ok", "msgid": next(self._ids)})
 
     async def _jscode2session(self, request: web.Request) -> web.Response:
         await self._record(request)
