@@ -30,7 +30,10 @@ _KEYWORDS: tuple[tuple[str, tuple[str, ...]], ...] = (
     ("payment_issue", (r"付款|支付|付不了|扣款", r"payment|pay|card declined", r"支払|決済", r"دفع")),
     ("promotion_query", (r"优惠|满减|优惠券|活动|折扣", r"promo|coupon|discount|sale", r"クーポン|割引|セール",
                          r"خصم|كوبون|عرض")),
-    ("size_advice", (r"尺码|码数|穿多大|多大码", r"size", r"サイズ", r"مقاس")),
+    ("size_advice", (r"尺码|码数|穿多大|多大码|什么码|几码|鞋码|身高|体重|脚长", r"size|how tall|foot length",
+                     r"サイズ|身長|体重|足の長さ", r"مقاس|طولي|وزني",
+                     # a bare measurement ("175cm", "65公斤", "130斤") answers the sizing skill's question
+                     r"\d\s*(?:cm|厘米|公分|kg|公斤|斤|lbs?\b|センチ|キロ|سم|كغ)")),
     ("product_recommend", (r"推荐", r"recommend|suggest", r"おすすめ|オススメ", r"اقترح|توصية")),
     ("store_nearby", (r"门店|附近|小样", r"store near|nearby|shop near", r"店舗|近く", r"متجر قريب|فرع")),
     ("invoice", (r"发票", r"invoice|receipt", r"領収書|請求書", r"فاتورة")),

@@ -151,6 +151,11 @@ class DemoStore:
         if self._journal is not None:
             self._journal.close()
 
+    @property
+    def data_dir(self) -> Path | None:
+        """The folder of the store's files (skills keep their audit logs there); None for an in-memory store."""
+        return self._journal.data_dir if self._journal is not None else None
+
     def _sync(self, *, lock_held: bool = False) -> None:
         """Take in what other hub processes sharing the data folder have written (one stat when nothing)."""
         if self._journal is None:

@@ -6,6 +6,7 @@ for the email on their account (the demo store's policy: authenticate first).
 
 from __future__ import annotations
 
+from decimal import Decimal
 from typing import Any
 
 from core.commerce.base import CommerceError
@@ -44,11 +45,18 @@ def signed_in_user(ctx: SkillContext) -> str | None:
     return None
 
 
+def order_total(order: dict[str, Any]) -> Decimal:
+    """What the items cost, exactly (the store keeps prices as JSON floats)."""
+    return sum((Decimal(str(item["price"])) for item in order["items"]), Decimal(0))
+
+
 def describe_order(ctx: SkillContext, order: dict[str, Any]) -> str:
     t = ctx.t
     status = t(_STATUS_TEXT.get(order["status"], order["status"]))
     items = t(", ").join(item["name"] for item in order["items"])
-    text = t("Order {order_id}: {status}. Items: {items}.", order_id=order["order_id"], status=status, items=items)
+    total = t.money(order_total(order), ctx.shop.currency)
+    text = t("Order {order_id}: {status}. Items: {items}. Total: {total}.", order_id=order["order_id"],
+             status=status, items=items, total=total)
     tracking = [tid for f in order.get("fulfillments", []) for tid in f.get("tracking_id", [])]
     if tracking:
         return t("{order} Tracking number: {tracking}.", order=text, tracking=t(", ").join(tracking))
