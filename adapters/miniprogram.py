@@ -181,6 +181,28 @@ class MiniProgramAdapter:
             if not await self.send_part(message.user.user_id, part):
                 return
 
+    async def push(self, user_id: str, _chat_id: str, reply: Reply) -> bool:
+        """A proactive message (core.push) through the customer-service API (within the 48-hour window)."""
+        parts = reply_parts([reply], cards=True)
+        for part in parts:
+            if not await self.send_part(user_id, part):
+                return False
+        return bool(parts)
+
+    async def push_template(self, user_id: str, template_id: str, data: Mapping[str, str], page: str) -> bool:
+        """A subscribe message: allowed outside the window once the user accepted that template."""
+        body: dict[str, Any] = {"touser": user_id, "template_id": template_id,
+                                "data": {name: {"value": value} for name, value in data.items()}}
+        if page:
+            body["page"] = page
+        try:
+            await self.api.call("/cgi-bin/message/subscribe/send", body)
+        except ApiError as exc:
+            log.warning("%s: subscribe message to %s not delivered: %s (errcode %d)", CHANNEL, short_id(user_id),
+                        exc.explanation, exc.errcode)
+            return False
+        return True
+
     def message_body(self, part: Part) -> dict[str, Any]:
         if isinstance(part, TextPart):
             return {"msgtype": "text", "text": {"content": part.text}}

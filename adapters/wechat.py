@@ -195,6 +195,30 @@ class WeChatAdapter:
     async def deliver(self, message: Message, replies: list[Reply]) -> None:
         await self.send_parts(message.user.user_id, reply_parts(replies))
 
+    async def push(self, user_id: str, _chat_id: str, reply: Reply) -> bool:
+        """A proactive message (core.push) through the customer-service API (within the 48-hour window)."""
+        parts = reply_parts([reply])
+        for part in parts:
+            if not await self.send_part(user_id, part):
+                return False
+        return bool(parts)
+
+    async def push_template(self, user_id: str, template_id: str, data: Mapping[str, str], page: str) -> bool:
+        """An Official Account template message (allowed outside the window); WeCom apps have none."""
+        if self.work or not self.config.app_secret:
+            return False
+        body: dict[str, Any] = {"touser": user_id, "template_id": template_id,
+                                "data": {name: {"value": value} for name, value in data.items()}}
+        if page:
+            body["url"] = page
+        try:
+            await self.api.call("/cgi-bin/message/template/send", body)
+        except ApiError as exc:
+            log.warning("%s: template message to %s not delivered: %s (errcode %d)", self.channel,
+                        short_id(user_id), exc.explanation, exc.errcode)
+            return False
+        return True
+
     async def send_parts(self, user_id: str, parts: list[Part]) -> None:
         for part in parts:
             if not await self.send_part(user_id, part):

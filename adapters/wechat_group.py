@@ -131,6 +131,13 @@ class WeChatGroupAdapter:
         if self.robot is not None:
             await self.robot.close()
 
+    async def push_group(self, text: str) -> bool:
+        """A proactive message (core.push: operator campaigns) to the group behind the robot webhook."""
+        if self.robot is None:
+            log.warning("%s: no robot_webhook_url configured; group message not sent", CHANNEL)
+            return False
+        return await self.robot.send_markdown(text)
+
     async def verify_url(self, request: web.Request) -> web.Response:
         query = request.query
         try:

@@ -6,6 +6,7 @@ import asyncio
 import gc
 import logging
 import signal
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -18,8 +19,12 @@ from adapters.telegram import TelegramAdapter
 from adapters.web import WebChatAdapter
 from adapters.wechat import WeChatAdapter
 from adapters.wechat_group import WeChatGroupAdapter
+from core.agent_queue import DeskStore, MemoryDesk, RedisDesk
+from core.commerce.base import CommerceBackend
 from core.commerce.demo_store import DemoStore
 from core.config import PROJECT_ROOT, Config
+from core.console import Console
+from core.desk import Desk
 from core.engine import Engine
 from core.http_errors import json_errors
 from core.keyword_router import KeywordRouter
@@ -29,6 +34,9 @@ from core.logs import mask
 from core.metrics import Metrics
 from core.nlu import IntentRouter
 from core.operator_api import OperatorApi, require_token
+from core.profiles import Profiles
+from core.push.api import PushApi
+from core.push.service import PushService, build_push_service
 from core.rasa_router import RasaRouter
 from core.redis_store import RedisStore
 from core.sessions import MemoryStore, SessionStore, StoreSettings
@@ -41,7 +49,7 @@ LOCALES_DIR = PROJECT_ROOT / "locales"
 # Each `channels.<section>` of bot_config.yaml and how its adapter is built.
 ADAPTERS: dict[str, Callable[[Engine, Config], Adapter]] = {
     "web": lambda engine, c: WebChatAdapter(engine, c.channels.web, c.messages.max_text_chars,
-                                            c.server.max_body_bytes),
+                                            c.server.max_body_bytes, persona=engine.catalogs.widget_persona),
     "telegram": lambda engine, c: TelegramAdapter(engine, c.channels.telegram, c.server.max_body_bytes),
     "wechat": lambda engine, c: WeChatAdapter(engine, c.channels.wechat, c.server.max_body_bytes),
     "wechat_group": lambda engine, c: WeChatGroupAdapter(engine, c.channels.wechat_group, c.server.max_body_bytes),
@@ -62,6 +70,7 @@ class Hub:
     metrics: Metrics
     llm: LlmClient | None
     adapters: list[Adapter] = field(default_factory=list)
+    pushes: PushService | None = None
 
 
 def store_settings(config: Config) -> StoreSettings:
@@ -101,7 +110,7 @@ async def build_router(config: Config, store: SessionStore, metrics: Metrics, pr
     return router
 
 
-async def build_hub(config: Config, store_prefix: str = "kefu:") -> Hub:
+async def build_hub(config: Config, store_prefix: str = "kefu:", clock: Callable[[], float] = time.time) -> Hub:
     store = await build_store(config, store_prefix)
     metrics = Metrics()
     router = await build_router(config, store, metrics, store_prefix)
@@ -109,12 +118,39 @@ async def build_hub(config: Config, store_prefix: str = "kefu:") -> Hub:
                               config.resolve_path(config.demo_store.data_dir))
     catalogs = Catalogs.load(LOCALES_DIR, config.shop.locales, config.shop.default_locale)
     llm = LlmClient(config.llm) if config.llm.enabled else None
-    engine = Engine(config, store, router, commerce, catalogs, metrics, llm=llm)
-    hub = Hub(config, store, router, engine, metrics, llm)
+    pushes = (build_push_service(config, store, commerce, catalogs, metrics, store_prefix, clock)
+              if config.pushes.enabled else None)
+    desk = build_desk(config, store, commerce, catalogs, clock)
+    engine = Engine(config, store, router, commerce, catalogs, metrics, llm=llm, clock=clock,
+                    pushes=pushes.inbox if pushes else None, desk=desk)
+    hub = Hub(config, store, router, engine, metrics, llm, pushes=pushes)
     for section, build in ADAPTERS.items():
         if getattr(config.channels, section).enabled:
             hub.adapters.append(build(engine, config))
+    connect_desk(desk, hub.adapters)
+    if pushes is not None:
+        pushes.connect(hub.adapters)  # adapters with a push path (core.push.delivery)
     return hub
+
+
+def build_desk(config: Config, store: SessionStore, commerce: CommerceBackend, catalogs: Catalogs,
+               clock: Callable[[], float]) -> Desk:
+    """The agent desk keeps its queue and tickets where the sessions are (Redis, or this process)."""
+    desk_store: DeskStore = (RedisDesk(store.client, store.prefix, config.redis.timeout_s)
+                             if isinstance(store, RedisStore) else MemoryDesk())
+    return Desk(config, store, desk_store, Profiles(commerce, config.escalation), catalogs, clock)
+
+
+def connect_desk(desk: Desk, adapters: list[Adapter]) -> None:
+    """Agents' replies and hand-over notices reach shoppers through each adapter's push path."""
+    for adapter in adapters:
+        if isinstance(adapter, WebChatAdapter):
+            # Its sockets live in one process: the desk relays the message to every process.
+            desk.outbound.register(adapter.name, adapter.push, per_process=True)
+            continue
+        push = getattr(adapter, "push", None)
+        if push is not None:
+            desk.outbound.register(adapter.name, lambda user, chat, reply, _author, push=push: push(user, chat, reply))
 
 
 async def health(hub: Hub) -> dict[str, Any]:
@@ -148,10 +184,28 @@ def create_app(hub: Hub) -> web.Application:
     app.router.add_get("/healthz", healthz)
     app.router.add_get("/metrics", metrics)
     OperatorApi(hub.engine, hub.store).mount(app)
+    desk = hub.engine.desk
+    Console(desk, hub.config.agents).mount(app)
     for adapter in hub.adapters:
         adapter.mount(app)
 
+    async def start_desk(_app: web.Application) -> None:
+        await desk.start()
+
+    app.on_startup.append(start_desk)
+    pushes = hub.pushes
+    if pushes is not None:
+        PushApi(pushes).mount(app)
+
+        async def start_pushes(_app: web.Application) -> None:
+            await pushes.start()
+
+        app.on_startup.append(start_pushes)
+
     async def shutdown(_app: web.Application) -> None:
+        await desk.close()
+        if pushes is not None:
+            await pushes.close()
         for adapter in hub.adapters:
             await adapter.close()
         if hub.llm is not None:

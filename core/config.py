@@ -11,9 +11,12 @@ import re
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, Literal
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+from core.push.config import PushesConfig
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_CONFIG_PATH = PROJECT_ROOT / "bot_config.yaml"
@@ -35,11 +38,62 @@ class ServerConfig(_Section):
     max_body_bytes: int = Field(64 * 1024, ge=1024)
 
 
+class CompensationBand(_Section):
+    min_order_value: float = Field(ge=0)  # in shop.currency
+    amount: float = Field(gt=0)  # in compensation.currency
+
+
+class CompensationConfig(_Section):
+    """Apology coupons (core.skills.compensation): amount from order value and tier, capped per shopper per day."""
+
+    currency: str = "CNY"
+    min_amount: float = Field(5.0, gt=0)
+    max_amount: float = Field(50.0, gt=0)
+    # The highest band whose min_order_value the order reaches gives the base amount ...
+    bands: tuple[CompensationBand, ...] = (
+        CompensationBand(min_order_value=0, amount=5), CompensationBand(min_order_value=50, amount=10),
+        CompensationBand(min_order_value=200, amount=20), CompensationBand(min_order_value=500, amount=30),
+    )
+    # ... times the shopper's tier (core.profiles: guest, regular, vip), then kept within min and max.
+    tier_multipliers: dict[str, float] = {"guest": 1.0, "regular": 1.0, "vip": 1.5}
+    daily_count_cap: int = Field(2, ge=0)  # coupons per shopper per local day
+    daily_amount_cap: float = Field(60.0, ge=0)  # their total per local day (compensation.currency)
+    timezone: str = "Asia/Shanghai"  # where a "day" starts
+    audit_file: str = "compensation_audit.jsonl"  # append-only, in demo_store.data_dir
+
+    @field_validator("timezone")
+    @classmethod
+    def _zone(cls, value: str) -> str:
+        try:
+            ZoneInfo(value)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise ValueError(f"unknown time zone {value!r} (an IANA name such as Asia/Shanghai)") from None
+        return value
+
+    @field_validator("max_amount")
+    @classmethod
+    def _range(cls, value: float, info: Any) -> float:
+        if value < info.data.get("min_amount", 0):
+            raise ValueError("max_amount must be at least min_amount")
+        return value
+
+
+class ReturnRoutingConfig(_Section):
+    """Return routing (core.skills.returns): cheap items are refunded without being sent back."""
+
+    keep_it_below: float = Field(30.0, ge=0)  # item price in shop.currency; 0: every return is shipped back
+
+
 class ShopConfig(_Section):
     name: str = "kefu demo shop"
     default_locale: str = "zh-CN"
     locales: tuple[str, ...] = ("zh-CN", "en", "ja", "ar")
     currency: str = "USD"
+    # Skill rules (here because skills see the shop's config; core.skills.base.SkillContext.shop).
+    compensation: CompensationConfig = CompensationConfig()
+    returns: ReturnRoutingConfig = ReturnRoutingConfig()
+    promotions_file: str = ""  # empty: core/commerce/promotions.yaml
+    size_charts_file: str = ""  # empty: core/commerce/size_charts.yaml
 
     @field_validator("locales")
     @classmethod
@@ -262,6 +316,42 @@ class AdminConfig(_Section):
     token: str = ""
 
 
+_AGENT_ID = re.compile(r"^[A-Za-z0-9_.\-]{1,64}$")
+
+
+class AgentsConfig(_Section):
+    """Human agents and their console (/console)."""
+
+    # agent id -> sign-in token; an empty token (an unset ${VAR:-}) leaves that agent out
+    tokens: dict[str, str] = {}
+    idle_release_s: float = Field(600.0, gt=0)  # a held conversation quiet this long goes back to the bot
+    queue_timeout_s: float = Field(900.0, gt=0)  # a queued conversation nobody claimed goes back to the bot
+    sweep_interval_s: float = Field(15.0, gt=0)  # how often each hub process looks for idle conversations
+    cookie_secure: bool = False  # set on HTTPS deployments: the sign-in cookie is then sent over HTTPS only
+
+    @field_validator("tokens")
+    @classmethod
+    def _tokens(cls, value: dict[str, str]) -> dict[str, str]:
+        for agent, token in value.items():
+            if not _AGENT_ID.match(agent):
+                raise ValueError(f"agent id {agent!r}: 1-64 letters, digits, _ . or -")
+            if token and len(token) < 16:
+                raise ValueError(f"the token of {agent!r} is too short: use at least 16 random characters")
+        live = [t for t in value.values() if t]
+        if len(set(live)) != len(live):
+            raise ValueError("two agents share a token")
+        return {agent: token for agent, token in value.items() if token}
+
+
+class EscalationConfig(_Section):
+    """When the bot hands a conversation to a human (besides the human_agent and complaint intents)."""
+
+    emotion_threshold: float = Field(0.6, gt=0.0, le=1.0)  # negative emotion (core.emotion) at or above this
+    low_confidence_turns: int = Field(2, ge=0)  # unanswerable messages in a row (offline mode); 0: never
+    vip_spend: float = Field(10_000.0, ge=0)  # lifetime spend (shop currency) from which a shopper is VIP
+    vip_users: tuple[str, ...] = ()  # store user ids that are VIP whatever they spent
+
+
 class Config(_Section):
     server: ServerConfig = ServerConfig()
     shop: ShopConfig = ShopConfig()
@@ -273,7 +363,11 @@ class Config(_Section):
     demo_store: DemoStoreConfig = DemoStoreConfig()
     channels: ChannelsConfig = ChannelsConfig()
     admin: AdminConfig = AdminConfig()
+    agents: AgentsConfig = AgentsConfig()
+    escalation: EscalationConfig = EscalationConfig()
+    pushes: PushesConfig = PushesConfig()  # proactive pushes (core.push.config)
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+    log_turn_events: bool = False  # one "kefu.events" line per turn, for analytics pipelines
     # Where relative paths in this file are resolved from: the file's folder.
     base_dir: Path = PROJECT_ROOT
 

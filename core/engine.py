@@ -3,9 +3,9 @@
     handle(message, send)
       1  the adapter has verified and parsed the message
       2-5 open:       dedup claim, identity, per-customer lock, session load (one store call)
-      6  handoff:     a held conversation goes to the agent desk; the bot stays silent
-      7  understand:  intent, confidence, entities
-      8  decide:      skill, LLM, honest fallback, or a human
+      6  handoff:     a queued or held conversation goes to the agent console (core.desk); the bot stays silent
+      7  understand:  intent, confidence, entities; negative emotion (core.emotion)
+      8  decide:      skill, LLM, honest fallback, or a human (core.desk opens the ticket)
       9  shape:       locale and reply polish
       10 render+send: by the channel's capabilities, through the adapter's `send`
       11 save:        session saved, lock released, claim marked done (one store call); metrics
@@ -22,9 +22,12 @@ from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from enum import StrEnum
 
+from core.agent_queue import MemoryDesk
 from core.commerce.base import CommerceBackend
 from core.config import Config
-from core.handoff import is_held
+from core.desk import Desk
+from core.emotion import CALM, Emotion, read_emotion
+from core.handoff import request_handoff
 from core.identity import Identity
 from core.llm import LlmClient, LlmUnavailable, Usage
 from core.locale import Catalogs, LocaleChoice, Translator, normalize_locale, pick_locale
@@ -43,6 +46,8 @@ from core.message import (
 from core.metrics import Metrics
 from core.nlu import IntentRouter, NluResult
 from core.packs import Pack
+from core.profiles import Profiles
+from core.push.inbox import PushInbox
 from core.render import render
 from core.sessions import HistoryEntry, LockLost, LockTimeout, OpenTurn, Session, SessionStore, StoreUnavailable
 from core.shaping import LlmCheck, StreamPolisher
@@ -50,10 +55,14 @@ from core.skills.base import SkillContext, SkillFn
 from core.skills.human import human_agent
 from core.skills.language import SWITCH_INTENT, switch_locale
 from core.skills.orders import EXPECTING, STORE_USER, order_status
+from core.skills.payments import payment_issue
+from core.skills.promotions import promotion_query
+from core.skills.returns import return_request
+from core.skills.sizing import size_advice
 from core.skills.smalltalk import greet, thanks_bye
 
 log = logging.getLogger("kefu.engine")
-# One line per turn for analytics pipelines; enable with the logger "kefu.events" at INFO.
+# One line per turn for analytics pipelines: `log_turn_events: true` in bot_config.yaml.
 events = logging.getLogger("kefu.events")
 
 DEFAULT_SKILLS: dict[str, SkillFn] = {
@@ -62,13 +71,15 @@ DEFAULT_SKILLS: dict[str, SkillFn] = {
     "human_agent": human_agent,
     "complaint": human_agent,
     "order_status": order_status,
+    "promotion_query": promotion_query,
+    "size_advice": size_advice,
+    "payment_issue": payment_issue,
+    "return_request": return_request,
     SWITCH_INTENT: switch_locale,
 }
 
-HANDOFF_QUEUE_TIMEOUT_S = 15 * 60
 ESCALATIONS = ("human_agent", "complaint")
 OPTIONS = "options"  # payloads of the numbered options last offered on a channel without buttons
-LOCATION = "location"  # the shopper's last reported location
 LLM_HISTORY_ENTRIES = 12
 LOCALE_CHOSEN = "locale_chosen"  # the shopper asked for a language: it wins over channel hints from now on
 # A switch request ("English please") is understood without the NLU: it goes to the switch_locale skill.
@@ -89,6 +100,7 @@ class Route(StrEnum):
 class Decision:
     route: Route
     skill: SkillFn | None = None
+    reason: str | None = None  # why a hand-over: the intent, "emotion", "vip" or "low_confidence"
 
 
 class Engine:
@@ -103,6 +115,8 @@ class Engine:
         llm: LlmClient | None = None,
         skills: dict[str, SkillFn] | None = None,
         clock: Callable[[], float] = time.time,
+        pushes: PushInbox | None = None,
+        desk: Desk | None = None,
     ) -> None:
         self.config = config
         self.store = store
@@ -113,7 +127,9 @@ class Engine:
         self.llm = llm if (llm is not None and config.llm.enabled) else None
         self.skills = dict(DEFAULT_SKILLS if skills is None else skills)
         self.clock = clock
+        self.pushes = pushes
         self.identity = Identity(store, config.sessions.history_turns)
+        self.desk = desk or Desk(config, store, MemoryDesk(), Profiles(commerce, config.escalation), catalogs, clock)
 
     async def handle(self, message: Message, send: Send, caps: Capabilities) -> TurnResult:
         """Run one turn; raises BadMessage (the platform's fault) or TurnUnavailable (retry later)."""
@@ -190,27 +206,28 @@ class Engine:
         locale = choice.locale
         t = Translator(self.catalogs, locale)
         text = self.pick_option(message.text, session)
-        if message.location is not None:
-            session.slots[LOCATION] = {"lat": message.location.lat, "lon": message.location.lon,
-                                       "label": message.location.label, "at": now}
+        # Pushes (core.push.inbox): contact upkeep, opt-out and opt-in words, location kept only with consent.
+        pushed = await self.pushes.on_turn(turn.customer_id, message, text, t, session, now) if self.pushes else None
         if text:
             session.remember(HistoryEntry("shopper", text, message.channel, now), self.history_limit)
         session.updated_at = now
 
-        if is_held(session, now, HANDOFF_QUEUE_TIMEOUT_S):
-            # Step 6: a human has the conversation. The transcript in the session is what the desk reads.
+        if await self.desk.holds(turn.customer_id, session, message, text, now):
+            # Step 6: queued or held by a human: the message went to the agent console, the bot says nothing.
             return TurnResult(Route.HELD, turn.customer_id)
 
         mark = time.perf_counter()
-        understanding = SWITCHED if choice.switched else await self.understand(text, locale)
+        understanding = SWITCHED if choice.switched else await self.understand("" if pushed else text, locale)
         stages["understand"] = time.perf_counter() - mark
 
         mark = time.perf_counter()
         ctx = SkillContext(message, text, session, understanding, t, self.commerce, self.config.shop, now)
-        if message.event is not None or not text:
+        if pushed is not None:
+            route, replies = Route.EVENT, pushed
+        elif message.event is not None or not text:
             route, replies = await self.on_event_or_silence(ctx)
         else:
-            decision = self.decide(understanding, session)
+            decision = self.decide(understanding, session, read_emotion(text))
             route, replies = decision.route, await self.act(decision, ctx)
         replies = self.shape(replies, t, text)
         stages["decide"] = time.perf_counter() - mark
@@ -279,7 +296,7 @@ class Engine:
             return NluResult(None, 0.0, source="empty")
         return await self.router.parse(text, locale)
 
-    def decide(self, understanding: NluResult, session: Session) -> Decision:
+    def decide(self, understanding: NluResult, session: Session, emotion: Emotion = CALM) -> Decision:
         threshold = self.config.nlu.threshold
         intent = understanding.intent
         confident = intent is not None and understanding.confidence >= threshold
@@ -289,24 +306,51 @@ class Engine:
             # over whatever else the words look like.
             intent, confident = str(expecting), True
         if confident and intent in ESCALATIONS:
-            return Decision(Route.HANDOFF, self.skills[intent])
+            return Decision(Route.HANDOFF, self.skills[intent], intent)
+        if emotion.intensity >= self.config.escalation.emotion_threshold:
+            return self.escalate("emotion")
         if confident and intent in self.skills:
             session.low_confidence_streak = 0
             return Decision(Route.SKILL, self.skills[intent])
         session.low_confidence_streak += 1
-        return Decision(Route.LLM if self.llm is not None else Route.FALLBACK)
+        if self.desk.profiles.is_vip(session):
+            return self.escalate("vip")  # VIPs get a person as soon as the bot is unsure
+        if self.llm is not None:
+            return Decision(Route.LLM)
+        turns = self.config.escalation.low_confidence_turns
+        if turns and session.low_confidence_streak >= turns:
+            return self.escalate("low_confidence")  # the bot could not answer this many times in a row
+        return Decision(Route.FALLBACK)
+
+    def escalate(self, reason: str) -> Decision:
+        return Decision(Route.HANDOFF, self.skills.get("human_agent", human_agent), reason)
 
     def preview_route(self, understanding: NluResult) -> Route:
         """The route a first message with this understanding would take (for operators)."""
         return self.decide(understanding, Session(customer_id="preview")).route
 
     async def act(self, decision: Decision, ctx: SkillContext) -> list[Reply]:
+        if decision.route == Route.HANDOFF:
+            return await self.hand_over(decision, ctx)
         if decision.skill is not None:
             return await decision.skill(ctx)
         await self.queue_unknown(ctx)
         if decision.route == Route.LLM:
             return [Reply(stream=TextStream(self.llm_chunks(ctx)))]
         return [self.offline_reply(ctx.t)]
+
+    async def hand_over(self, decision: Decision, ctx: SkillContext) -> list[Reply]:
+        """Step 8, escalation: queue the conversation, open its ticket (core.desk), tell the shopper."""
+        session = ctx.session
+        streak = session.low_confidence_streak if decision.reason == "low_confidence" else 1
+        opened = request_handoff(session, decision.reason or "human_agent", ctx.now)
+        session.low_confidence_streak = 0
+        replies = await (decision.skill or human_agent)(ctx)
+        if opened:
+            asked = [e.text for e in session.history if e.role == "shopper"][-streak:]
+            await self.desk.open(session.customer_id, session, ctx.message, asked or [ctx.text],
+                                 read_emotion(ctx.text).intensity, ctx.t.locale, ctx.now)
+        return replies
 
     def offline_reply(self, t: Translator) -> Reply:
         return Reply(
@@ -429,15 +473,4 @@ class Engine:
         """
         replies = [r for r in replies if r.text.strip() or r.stream or r.buttons or r.image or r.card]
         pack = t.pack if t is not None else None
-        if pack is None or not replies:
-            return replies
-        shaper = self.catalogs.shaper
-        for reply in replies:
-            if reply.text:
-                reply.text = shaper.shape_text(pack, reply.text)
-        if any(r.stream is not None for r in replies):
-            return replies
-        last = next((r for r in reversed(replies) if r.text), None)
-        if last is not None and shaper.needs_disclaimer(pack, "\n".join(r.text for r in replies), question):
-            last.text = shaper.with_disclaimer(pack, last.text)
-        return replies
+        return self.catalogs.shaper.shape(pack, replies, question) if pack is not None and replies else replies

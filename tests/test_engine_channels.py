@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -69,15 +70,20 @@ async def test_subscribe_gets_a_welcome_and_unsubscribe_nothing(hub: Hub) -> Non
     assert result.route == "event" and sent == []
 
 
-async def test_locations_are_kept_for_nearby_offers(hub: Hub) -> None:
+async def test_locations_are_kept_for_nearby_offers_only_with_consent(hub: Hub) -> None:
+    assert hub.pushes is not None
+    book = hub.pushes.book  # core.push: the only place a shopper's location is kept
     report = from_user("wechat", "o-4", event=EventKind.LOCATION, location=Location(23.137466, 113.352425))
     _, sent = await turn(hub, report)
     assert sent == [], "a background location report is not answered"
     shared = from_user("tg", "55", location=Location(31.2304, 121.4737, "People's Square"))
     _, sent = await turn(hub, shared)
-    assert sent[0].text == "收到，已记下您的位置。"
-    assert (await hub.store.load("wechat:o-4")).slots["location"]["lat"] == 23.137466
-    assert (await hub.store.load("tg:55")).slots["location"]["label"] == "People's Square"
+    assert "免费小样" in sent[0].text and "1." in sent[0].text  # asked first, with numbered options
+    assert await book.locations(time.time()) == []  # neither location kept without a yes
+    _, sent = await turn(hub, from_user("tg", "55", "1"))
+    assert "30" in sent[0].text
+    assert [(loc.customer_id, loc.lat) for loc in await book.locations(time.time())] == [("tg:55", 31.2304)]
+    assert "location" not in (await hub.store.load("tg:55")).slots
 
 
 async def test_media_without_text_gets_a_clear_answer(hub: Hub) -> None:

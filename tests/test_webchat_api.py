@@ -46,7 +46,7 @@ async def test_signed_in_shopper_gets_their_orders(web: tuple[TestClient, Hub]) 
 
     one = await say(client, "james_li_5688", "W 261 1340 到哪了", locale="en")
     assert one["replies"][0]["text"] == (
-        "Order #W2611340: shipped. Items: Water Bottle, Office Chair. Tracking number: 357962501027."
+        "Order #W2611340: shipped. Items: Water Bottle, Office Chair. Total: $536.65. Tracking number: 357962501027."
     )
 
 

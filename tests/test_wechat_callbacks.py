@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import logging
+import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -42,7 +43,8 @@ async def wechat_hub(tmp_path: Path, api: FakeWeChatApi, prefix: str = "kefu:", 
 
 
 def expectation(entry: dict[str, Any]) -> str:
-    """What the hub must do with a shared payload: reply, store (a location, no reply), ack, or refuse."""
+    """What the hub must do with a shared payload: reply, store (a location: no reply, kept with consent only),
+    ack, or refuse."""
     if entry["file"].endswith("test_replies__test_reply_render.xml"):
         return "refuse"  # the file is a truncated "<xml>": malformed
     if entry["role"] == "encrypted":
@@ -96,9 +98,12 @@ async def check_outcome(hub: Hub, channel: str, xml: str, expected: str, status:
         return
     assert body == "success", (name, body)
     if expected == "store":
+        # A location report is acknowledged and kept only for a shopper who said yes to nearby offers
+        # (core.push.inbox); these senders never did, so nothing is kept, in the session or the push book.
         customer = await hub.store.resolve(f"{channel}:{source['FromUserName']}")
-        location = (await hub.store.load(customer)).slots["location"]
-        assert -90 <= location["lat"] <= 90 and location["lat"] != 0, name
+        assert "location" not in (await hub.store.load(customer)).slots, name
+        assert hub.pushes is not None
+        assert customer not in {loc.customer_id for loc in await hub.pushes.book.locations(time.time())}, name
 
 
 async def test_every_plaintext_payload_is_answered_stored_or_acknowledged(

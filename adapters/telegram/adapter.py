@@ -234,6 +234,13 @@ class TelegramAdapter:
         for out in render_reply(reply, reply_to):
             self.outbox.put(int(chat_id), out)
 
+    async def push(self, user_id: str, chat_id: str, reply: Reply) -> bool:
+        """A proactive message (core.push) to a shopper's private chat: queued like any reply."""
+        if self._closed:
+            return False
+        await self.deliver(int(chat_id), reply)
+        return True
+
     async def _transmit(self, chat_id: int, out: Outgoing) -> None:
         quote = ReplyParameters(out.reply_to, allow_sending_without_reply=True) if out.reply_to else None
         if out.photo:

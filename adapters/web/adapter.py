@@ -1,12 +1,17 @@
 """Web chat: a JSON API for scripts, a WebSocket that streams reply tokens, and the widget page.
 
-HTTP  POST /webchat/api/messages  {"user_id", "text", "locale"?, "message_id"?}
+HTTP  POST /webchat/api/messages  {"user_id", "text", "locale"?, "message_id"?, "location"?: {"lat", "lon"}}
+      (a location the shopper chose to share, from the browser's geolocation; "text" may then be empty)
       -> 200 {"replies": [{"text", "buttons": [{"title", "payload"}], "image"?, "card"?}], "route"}
+HTTP  GET  /webchat/api/persona?locale=...
+      -> 200 {"locale", "bot_name", "avatar", "avatar_kind", "direction": "ltr" | "rtl"} (from the locale pack)
 WS    GET  /webchat/ws?user_id=...&locale=...
       client: {"type": "message", "text", "message_id"?, "locale"?}
       server: {"type": "reply", "id", "from": "bot", "text", "buttons", ...}
               {"type": "reply_start", "id"} {"type": "delta", "id", "text"} {"type": "reply_end", "id", ...}
               {"type": "turn_end", "route"}  {"type": "error", "code", "message"}
+              {"type": "push", "id", "from": "bot" | "agent", "text", ...}  outside a turn: a proactive
+              message, or a human agent's reply while they hold the conversation
 """
 
 from __future__ import annotations
@@ -14,6 +19,7 @@ from __future__ import annotations
 import itertools
 import logging
 import re
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -29,6 +35,7 @@ from core.message import (
     ChannelUser,
     Chat,
     ChatKind,
+    Location,
     Message,
     Reply,
     TurnHandler,
@@ -53,6 +60,7 @@ class WebInput:
     text: str
     locale: str | None
     message_id: str | None
+    location: Location | None = None
 
 
 def parse_body(body: bytes) -> dict[str, Any]:
@@ -86,12 +94,26 @@ def validate_user_id(value: Any) -> str:
 
 def read_input(data: dict[str, Any], user_id: str | None, max_chars: int) -> WebInput:
     user = validate_user_id(data.get("user_id", user_id))
-    text = data.get("text")
-    if not isinstance(text, str) or not text.strip():
+    location = read_location(data.get("location"))
+    text = data.get("text", "" if location else None)
+    if not isinstance(text, str) or not (text.strip() or location):
         raise InvalidInput("'text' must be a non-empty string")
     if len(text) > max_chars:
         raise InvalidInput(f"'text' is {len(text)} characters; the limit is {max_chars}")
-    return WebInput(user, text, _optional(data, "locale", _LOCALE), _optional(data, "message_id", _MESSAGE_ID))
+    return WebInput(user, text, _optional(data, "locale", _LOCALE), _optional(data, "message_id", _MESSAGE_ID),
+                    location)
+
+
+def read_location(value: Any) -> Location | None:
+    if value is None:
+        return None
+    lat, lon = (value.get("lat"), value.get("lon")) if isinstance(value, dict) else (None, None)
+    if not all(isinstance(v, int | float) and not isinstance(v, bool) for v in (lat, lon)):
+        raise InvalidInput("'location' must be {\"lat\": number, \"lon\": number}")
+    try:
+        return Location(float(lat), float(lon))
+    except ValueError as exc:
+        raise InvalidInput(f"'location' {exc}") from None
 
 
 def reply_json(reply: Reply) -> dict[str, Any]:
@@ -113,19 +135,23 @@ class WebChatAdapter:
     capabilities = Capabilities(buttons=True, images=True, cards=True, streaming=True)
 
     def __init__(
-        self, engine: TurnHandler, config: WebChannelConfig, max_text_chars: int, max_frame_bytes: int
+        self, engine: TurnHandler, config: WebChannelConfig, max_text_chars: int, max_frame_bytes: int,
+        persona: Callable[[str | None], Mapping[str, str]] | None = None,
     ) -> None:
         self.engine = engine
+        self.persona = persona  # locale tag -> the bot's name, avatar and text direction (the locale pack)
         self.config = config
         self.max_text_chars = max_text_chars
         self.max_frame_bytes = max_frame_bytes
         self._reply_ids = itertools.count(1)
         self._sockets: set[web.WebSocketResponse] = set()
+        self._by_user: dict[str, set[web.WebSocketResponse]] = {}  # open sockets of each user, for pushes
 
     def mount(self, app: web.Application) -> None:
         app.router.add_get("/", self.index)
         app.router.add_static("/webchat/static", STATIC_DIR)
         app.router.add_post("/webchat/api/messages", self.post_message)
+        app.router.add_get("/webchat/api/persona", self.get_persona)
         app.router.add_get("/webchat/ws", self.websocket)
 
     async def close(self) -> None:
@@ -140,10 +166,35 @@ class WebChatAdapter:
             text=item.text,
             platform_message_id=item.message_id,
             locale_hint=item.locale,
+            location=item.location,
         )
+
+    async def push(self, user_id: str, chat_id: str, reply: Reply, author: str = "bot") -> bool:
+        """A proactive message (core.push), or a human agent's (core.desk, author "agent"), to the user's open
+        chat sockets in this process: {"type": "push", "id", "from", "text", "buttons", ...}. False when none
+        is open here."""
+        sent = False
+        for ws in list(self._by_user.get(user_id, ())):
+            try:
+                await ws.send_json({"type": "push", "id": f"p{next(self._reply_ids)}", "from": author,
+                                    **reply_json(reply)})
+                sent = True
+            except (ConnectionError, RuntimeError):  # closing socket
+                continue
+        return sent
 
     async def index(self, request: web.Request) -> web.FileResponse:
         return web.FileResponse(STATIC_DIR / "index.html")
+
+    async def get_persona(self, request: web.Request) -> web.Response:
+        try:
+            locale = _optional(dict(request.query), "locale", _LOCALE)
+        except InvalidInput as exc:
+            return json_error(400, "invalid_request", str(exc))
+        if self.persona is None:
+            return json_error(404, "not_found", "no persona configured")
+        return web.Response(body=orjson.dumps(dict(self.persona(locale))), content_type="application/json",
+                            headers={"Cache-Control": "max-age=300"})
 
     async def post_message(self, request: web.Request) -> web.Response:
         try:
@@ -177,6 +228,7 @@ class WebChatAdapter:
         ws = web.WebSocketResponse(heartbeat=30, max_msg_size=self.max_frame_bytes)
         await ws.prepare(request)
         self._sockets.add(ws)
+        self._by_user.setdefault(user_id, set()).add(ws)
         try:
             async for frame in ws:
                 if frame.type != WSMsgType.TEXT:
@@ -186,6 +238,11 @@ class WebChatAdapter:
                 await self._on_frame(ws, frame.data, user_id, locale)
         finally:
             self._sockets.discard(ws)
+            mine = self._by_user.get(user_id)
+            if mine is not None:
+                mine.discard(ws)
+                if not mine:
+                    del self._by_user[user_id]
         return ws
 
     async def _on_frame(self, ws: web.WebSocketResponse, raw: str, user_id: str, locale: str | None) -> None:

@@ -28,6 +28,8 @@
       placeholder: "输入您的问题…",
       hint: "按 Enter 发送，Shift+Enter 换行",
       send: "发送",
+      shareLocation: "分享位置，了解附近门店的免费小样",
+      sharedLocation: "📍 已分享我的位置",
       typing: "客服正在输入…",
       bot: "智能助手",
       agent: "人工客服",
@@ -53,6 +55,8 @@
       placeholder: "Ask us anything…",
       hint: "Enter sends, Shift+Enter adds a new line",
       send: "Send",
+      shareLocation: "Share your location to hear about free samples at stores near you",
+      sharedLocation: "📍 Shared my location",
       typing: "The assistant is typing…",
       bot: "Assistant",
       agent: "Agent",
@@ -78,15 +82,17 @@
       placeholder: "ご質問をどうぞ…",
       hint: "Enter で送信、Shift+Enter で改行",
       send: "送信",
+      shareLocation: "現在地を共有して、お近くの店舗の無料サンプルのご案内を受け取る",
+      sharedLocation: "📍 現在地を共有しました",
       typing: "入力中…",
       bot: "アシスタント",
       agent: "担当者",
-      you: "あなた",
+      you: "お客様",
       quickReplies: "クイック返信",
       pending: "送信待ち…",
-      welcome: "こんにちは！ご注文、返品、キャンペーン、サイズについてお気軽にどうぞ。",
+      welcome: "いらっしゃいませ。ご注文、返品、キャンペーン、サイズについて、お気軽にお問い合わせください。",
       lostTurn: "接続が切れたため、直前の回答が届いていない可能性があります。再接続後にもう一度お送りください。",
-      genericError: "申し訳ありません。問題が発生しました。しばらくしてからもう一度お試しください。",
+      genericError: "申し訳ございません。問題が発生いたしました。しばらくしてから、もう一度お試しください。",
       image: "画像",
       viewProduct: "商品を見る",
       productImage: "商品画像：{title}",
@@ -103,6 +109,8 @@
       placeholder: "اكتب سؤالك…",
       hint: "Enter للإرسال، Shift+Enter لسطر جديد",
       send: "إرسال",
+      shareLocation: "شارك موقعك لنخبرك بالعينات المجانية في المتاجر القريبة منك",
+      sharedLocation: "📍 تمت مشاركة موقعي",
       typing: "المساعد يكتب…",
       bot: "المساعد",
       agent: "موظف خدمة العملاء",
@@ -200,10 +208,17 @@
   const status = document.querySelector('[data-testid="connection-status"]');
   const statusText = status.querySelector(".status-text");
   const title = document.querySelector('[data-testid="assistant-name"]');
+  const chat = document.querySelector('[data-testid="chat"]');
+  const headerAvatar = document.querySelector(".chat-header .avatar-bot");
+
+  function setDirection(direction) {
+    root.dir = direction;
+    chat.dir = direction; // the chat itself too, for pages that embed it in a left-to-right layout
+  }
 
   function applyLocale() {
     if (locale) root.lang = locale;
-    root.dir = RTL_LANGUAGES.includes(language) ? "rtl" : "ltr";
+    setDirection(RTL_LANGUAGES.includes(language) ? "rtl" : "ltr");
     document.title = t("pageTitle", { shop: shopName });
     title.textContent = t("title", { shop: shopName });
     list.setAttribute("aria-label", t("listLabel"));
@@ -214,6 +229,33 @@
     sendButton.title = t("send");
     typing.querySelector(".typing-label").textContent = t("typing");
     typing.querySelector(".avatar").appendChild(icon("bot", 16));
+  }
+
+  /** The bot's persona from the hub's locale pack: its name, avatar and the language's direction. */
+  function applyPersona(persona) {
+    if (!persona || typeof persona !== "object") return;
+    if (persona.direction === "rtl" || persona.direction === "ltr") setDirection(persona.direction);
+    if (typeof persona.bot_name === "string" && persona.bot_name.trim()) {
+      title.textContent = `${persona.bot_name.trim()} · ${shopName}`;
+      title.dataset.botName = persona.bot_name.trim();
+    }
+    if (typeof persona.avatar_kind === "string") headerAvatar.dataset.avatarKind = persona.avatar_kind;
+    const avatar = typeof persona.avatar === "string" ? persona.avatar : "";
+    if (/^(https:\/\/|\/)/.test(avatar)) {
+      const img = el("img", "avatar-image", { src: avatar, alt: "", width: "22", height: "22" });
+      headerAvatar.replaceChildren(img);
+    }
+  }
+
+  async function loadPersona() {
+    const url = new URL("/webchat/api/persona", window.location.href);
+    if (locale) url.searchParams.set("locale", locale);
+    try {
+      const response = await fetch(url.href, { headers: { Accept: "application/json" } });
+      if (response.ok) applyPersona(await response.json());
+    } catch (_) {
+      /* offline or an older hub: keep the built-in robot and the page's own title */
+    }
   }
 
   /* ---------- rendering (text only through text nodes) ---------- */
@@ -343,7 +385,8 @@
         button.textContent = String(b.title || b.payload);
         const payload = String(b.payload || b.title);
         button.addEventListener("click", () => {
-          send(payload);
+          // A "/command" payload is for the hub, not for reading: the bubble shows the button's title.
+          send(payload, payload.startsWith("/") ? button.textContent : undefined);
           if (window.matchMedia("(pointer: fine)").matches) input.focus({ preventScroll: true });
         });
         group.appendChild(button);
@@ -461,6 +504,7 @@
     if (!frame || typeof frame !== "object") return;
     const text = typeof frame.text === "string" ? frame.text : "";
     switch (frame.type) {
+      case "push": // outside a turn: a proactive message, or a human agent's reply
       case "reply": {
         const role = roleOf(frame);
         const parts = messageRow(role, text, new Date());
@@ -635,14 +679,14 @@
 
   /* ---------- sending ---------- */
 
-  function send(rawText) {
+  function send(rawText, shown) {
     const text = String(rawText).trim();
     if (!text) return false;
     const frame = { type: "message", text, message_id: randomId("m_") };
     if (locale) frame.locale = locale;
-    const parts = messageRow("shopper", text, new Date());
+    const parts = messageRow("shopper", shown || text, new Date());
     append(parts.row, true);
-    remember({ role: "shopper", text, at: Date.now() });
+    remember({ role: "shopper", text: shown || text, at: Date.now() });
     if (socket && socket.readyState === WebSocket.OPEN) {
       transmit(frame);
     } else {
@@ -680,9 +724,33 @@
 
   input.addEventListener("input", autoresize);
 
+  /* ---------- location opt-in (nearby free samples) ---------- */
+
+  // Only when the shopper presses the button: the browser asks for permission, the hub then asks whether it
+  // may use the location for nearby offers, and keeps it only after a yes.
+  if (navigator.geolocation) {
+    const share = el("button", "location-button", { type: "button", "data-testid": "share-location" });
+    share.textContent = "📍";
+    share.title = t("shareLocation");
+    share.setAttribute("aria-label", t("shareLocation"));
+    share.addEventListener("click", () => {
+      navigator.geolocation.getCurrentPosition((position) => {
+        const { latitude, longitude } = position.coords;
+        const frame = { type: "message", text: "", message_id: randomId("m_"), location: { lat: latitude, lon: longitude } };
+        if (locale) frame.locale = locale;
+        const parts = messageRow("shopper", t("sharedLocation"), new Date());
+        append(parts.row, true);
+        if (socket && socket.readyState === WebSocket.OPEN) transmit(frame);
+        else outbox.push({ frame, row: parts.row });
+      }, () => {}, { maximumAge: 10 * 60 * 1000, timeout: 15 * 1000 });
+    });
+    form.insertBefore(share, sendButton);
+  }
+
   /* ---------- start ---------- */
 
   applyLocale();
+  loadPersona();
   restoreTranscript();
   if (!list.querySelector(".message")) {
     const hello = notice(t("welcome"), false);
