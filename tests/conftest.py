@@ -157,3 +157,21 @@ def rasa_server() -> Iterator[RasaServer]:
         pytest.fail(f"Rasa did not start: {log_path.read_text()[-2000:]}")
     yield RasaServer(f"http://127.0.0.1:{port}", token, port)
     subprocess.run([*serve, "--stop"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+
+
+@pytest.fixture
+async def browser() -> AsyncIterator[Any]:
+    """Debian's headless Chromium (tests/support/browser.py); the test module marks itself BROWSER_MARKS."""
+    from tests.support.browser import chromium  # playwright only for the tests that use it
+
+    async with chromium() as launched:
+        yield launched
+
+
+@pytest.fixture
+async def hub_url(tmp_path: Path) -> AsyncIterator[str]:
+    """The whole hub on the embedded store (no Redis, no keys), listening on a free port of 127.0.0.1."""
+    from tests.support.browser import serving_hub
+
+    async with serving_hub(make_config(tmp_path)) as url:
+        yield url

@@ -11,31 +11,20 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
-from aiohttp import web
 from playwright.async_api import Browser, Page, expect
 
-from core.app import build_hub, create_app
 from tests.conftest import make_config
-from tests.test_widget_browser import TIMEOUT_MS, browser, open_widget, send  # noqa: F401 (browser: a fixture)
-from tests.test_widget_browser import pytestmark as widget_marks
+from tests.support.browser import BROWSER_MARKS, TIMEOUT_MS, open_widget, send, serving_hub
 
-pytestmark = widget_marks
+pytestmark = BROWSER_MARKS
 TOKEN = "alice-console-token-42"
 
 
 @pytest.fixture
 async def hub_url(tmp_path: Path) -> AsyncIterator[str]:
     """The whole hub on the embedded store, with one agent, on a free port of 127.0.0.1."""
-    hub = await build_hub(make_config(tmp_path, agents={"tokens": {"alice": TOKEN}}))
-    runner = web.AppRunner(create_app(hub), access_log=None)
-    await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0)
-    await site.start()
-    port = runner.addresses[0][1]
-    try:
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        await runner.cleanup()
+    async with serving_hub(make_config(tmp_path, agents={"tokens": {"alice": TOKEN}})) as url:
+        yield url
 
 
 async def sign_in(chromium: Browser, url: str) -> Page:
@@ -58,7 +47,7 @@ async def sign_in(chromium: Browser, url: str) -> Page:
 
 
 async def test_a_shopper_is_handed_over_served_by_an_agent_and_returned_to_the_bot(
-    hub_url: str, browser: Browser, tmp_path: Path  # noqa: F811 (the imported fixture)
+    hub_url: str, browser: Browser, tmp_path: Path
 ) -> None:
     shopper = await open_widget(browser, f"{hub_url}/?user_id=james_li_5688&locale=zh-CN")
     bot, agent = shopper.get_by_test_id("message-bot"), shopper.get_by_test_id("message-agent")

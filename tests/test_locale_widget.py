@@ -3,45 +3,14 @@
 from __future__ import annotations
 
 import re
-from collections.abc import AsyncIterator
 from pathlib import Path
 
-import pytest
-from aiohttp import web
-from playwright.async_api import Browser, async_playwright, expect
+from playwright.async_api import Browser, expect
 
-from core.app import build_hub, create_app
-from tests.conftest import make_config
-from tests.test_widget_browser import CHROMIUM, CHROMIUM_ARGS, open_widget, send
+from tests.support.browser import BROWSER_MARKS, open_widget, send
 
-pytestmark = [
-    pytest.mark.browser,
-    pytest.mark.skipif(not CHROMIUM.exists(), reason=f"{CHROMIUM} is not installed: apt-get install -y chromium"),
-]
+pytestmark = BROWSER_MARKS
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
-
-
-@pytest.fixture
-async def hub_url(tmp_path: Path) -> AsyncIterator[str]:
-    hub = await build_hub(make_config(tmp_path))
-    runner = web.AppRunner(create_app(hub), access_log=None)
-    await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0)
-    await site.start()
-    try:
-        yield f"http://127.0.0.1:{runner.addresses[0][1]}"
-    finally:
-        await runner.cleanup()
-
-
-@pytest.fixture
-async def browser() -> AsyncIterator[Browser]:
-    async with async_playwright() as pw:
-        chromium = await pw.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS, headless=True)
-        try:
-            yield chromium
-        finally:
-            await chromium.close()
 
 
 async def test_arabic_widget_is_right_to_left_with_the_robot_persona(hub_url: str, browser: Browser,

@@ -5,14 +5,15 @@ from __future__ import annotations
 
 from playwright.async_api import Browser, expect
 
-# The widget tests' fixtures and marks (browser; skipped where Chromium is missing).
-from tests.test_widget_browser import TIMEOUT_MS, browser, hub_url, pytestmark  # noqa: F401
+from tests.support.browser import BROWSER_MARKS, TIMEOUT_MS
+
+pytestmark = BROWSER_MARKS
 
 JINGAN = {"latitude": 31.2240, "longitude": 121.4480}
 
 
 async def test_a_shopper_shares_a_location_from_the_widget_and_opts_in(
-    hub_url: str, browser: Browser  # noqa: F811  (the imported fixtures)
+    hub_url: str, browser: Browser
 ) -> None:
     context = await browser.new_context(geolocation=JINGAN, permissions=["geolocation"],
                                         viewport={"width": 420, "height": 760})

@@ -3,78 +3,13 @@
 from __future__ import annotations
 
 import re
-from collections.abc import AsyncIterator
 from pathlib import Path
 
-import pytest
-from aiohttp import web
-from playwright.async_api import Browser, Page, async_playwright, expect
+from playwright.async_api import Browser, expect
 
-from core.app import build_hub, create_app
-from tests.conftest import make_config
+from tests.support.browser import BROWSER_MARKS, open_widget, send
 
-CHROMIUM = Path("/usr/bin/chromium")
-pytestmark = [
-    pytest.mark.browser,
-    pytest.mark.skipif(
-        not CHROMIUM.exists(),
-        reason=f"{CHROMIUM} is not installed: apt-get install -y chromium (playwright's own browsers are not used)",
-    ),
-]
-CHROMIUM_ARGS = [
-    "--headless=new",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-]
-TIMEOUT_MS = 5_000
-
-
-@pytest.fixture
-async def hub_url(tmp_path: Path) -> AsyncIterator[str]:
-    """The whole hub on the embedded store (no Redis, no keys), listening on a free port of 127.0.0.1."""
-    hub = await build_hub(make_config(tmp_path))
-    runner = web.AppRunner(create_app(hub), access_log=None)
-    await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0)
-    await site.start()
-    port = runner.addresses[0][1]
-    try:
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        await runner.cleanup()
-
-
-@pytest.fixture
-async def browser() -> AsyncIterator[Browser]:
-    async with async_playwright() as pw:
-        chromium = await pw.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS, headless=True)
-        try:
-            yield chromium
-        finally:
-            await chromium.close()
-
-
-async def open_widget(browser: Browser, url: str) -> Page:
-    page = await browser.new_page(viewport={"width": 420, "height": 760})
-    page.set_default_timeout(TIMEOUT_MS)
-    errors: list[str] = []
-    page.on("pageerror", lambda exc: errors.append(str(exc)))
-    await page.goto(url)
-    await expect(page.get_by_test_id("connection-status")).to_have_attribute("data-state", "online")
-    assert errors == [], errors
-    return page
-
-
-async def send(page: Page, text: str) -> None:
-    box = page.get_by_test_id("message-input")
-    await box.fill(text)
-    await box.press("Enter")
-    await expect(box).to_have_value("")
+pytestmark = BROWSER_MARKS
 
 
 async def test_shopper_chats_through_the_widget(hub_url: str, browser: Browser, tmp_path: Path) -> None:
