@@ -9,7 +9,7 @@ import subprocess
 import tempfile
 import time
 import uuid
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -116,9 +116,10 @@ async def redis_prefix() -> AsyncIterator[str]:
 
 
 @asynccontextmanager
-async def hub_client(config: Config, prefix: str = "kefu:") -> AsyncIterator[tuple[TestClient, Hub]]:
-    """The whole hub, built from `config`, behind a real HTTP server on a free port."""
-    hub = await build_hub(config, store_prefix=prefix)
+async def hub_client(config: Config, prefix: str = "kefu:",
+                     clock: Callable[[], float] = time.time) -> AsyncIterator[tuple[TestClient, Hub]]:
+    """The whole hub, built from `config`, behind a real HTTP server on a free port (its app started)."""
+    hub = await build_hub(config, store_prefix=prefix, clock=clock)
     client = TestClient(TestServer(create_app(hub)))
     await client.start_server()
     try:

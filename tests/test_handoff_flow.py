@@ -11,13 +11,13 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from aiohttp.test_utils import TestClient, TestServer
+from aiohttp.test_utils import TestClient
 
-from core.app import Hub, build_hub, create_app
+from core.app import Hub
 from core.message import ChannelUser
 from core.sessions import HandoffState
 from core.tickets import TicketState
-from tests.conftest import REDIS_URL, make_config, say
+from tests.conftest import REDIS_URL, hub_client, make_config, say
 from tests.support.fake_telegram_api import FakeTelegram, Updates
 from tests.test_telegram_webhook import telegram_hub
 
@@ -38,14 +38,8 @@ async def desk_hub(tmp_path: Path, prefix: str, store: str, clock: Clock | None 
                    **sections: Any) -> AsyncIterator[tuple[TestClient, Hub]]:
     """The whole hub (app started, so the desk's event pump and sweeper run) on memory or Redis."""
     redis = {"url": REDIS_URL} if store == "redis" else {}
-    config = make_config(tmp_path, redis=redis, **sections)
-    hub = await build_hub(config, store_prefix=prefix, clock=clock or time.time)
-    client = TestClient(TestServer(create_app(hub)))
-    await client.start_server()
-    try:
-        yield client, hub
-    finally:
-        await client.close()
+    async with hub_client(make_config(tmp_path, redis=redis, **sections), prefix, clock or time.time) as served:
+        yield served
 
 
 @pytest.fixture(params=["memory", "redis"])

@@ -10,11 +10,11 @@ from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
-from aiohttp.test_utils import TestClient, TestServer
+from aiohttp.test_utils import TestClient
 
-from core.app import Hub, build_hub, create_app
+from core.app import Hub
 from core.push.rules import Skip
-from tests.conftest import make_config
+from tests.conftest import hub_client, make_config
 from tests.support.fake_wechat_api import FakeWeChatApi, Platform
 from tests.test_push_rules import JINGAN, SAMPLES, Clock, local
 
@@ -36,13 +36,8 @@ async def wechat_hub(tmp_path: Path, api: FakeWeChatApi, clock: Clock,
               "api_base_url": api.base_url, "reply_deadline_s": 2}
     pushes = {"jobs": [{**SAMPLES, "repeat_after_days": 1}],
               "channels": {"wechat": {"window_hours": 48, "templates": templates}}}
-    hub = await build_hub(make_config(tmp_path, channels={"wechat": wechat}, pushes=pushes), clock=clock)
-    client = TestClient(TestServer(create_app(hub)))
-    await client.start_server()
-    try:
-        yield client, hub
-    finally:
-        await client.close()
+    async with hub_client(make_config(tmp_path, channels={"wechat": wechat}, pushes=pushes), clock=clock) as served:
+        yield served
 
 
 async def say(client: TestClient, body: bytes) -> str:
