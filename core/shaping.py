@@ -15,6 +15,7 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable
 from dataclasses import dataclass, field
+from typing import Any
 
 from core.message import Reply
 from core.packs import Finding, Pack, PackSet
@@ -24,12 +25,34 @@ __all__ = ["LlmCheck", "Shaper", "StreamPolisher"]
 _LATIN_WORD_CHAR = re.compile(r"[A-Za-z0-9]")
 
 
+def _trie(words: Iterable[str]) -> str:
+    """One regular expression for a set of words, as a trie: a text position tries one branch per
+    character instead of every word (a flat alternation of 50 keywords cost 8 us per check)."""
+    root: dict[str, Any] = {}
+    for word in words:
+        node = root
+        for ch in word:
+            node = node.setdefault(ch, {})
+        node[""] = {}  # a word ends here
+
+    def emit(node: dict[str, Any]) -> str:
+        branches = [re.escape(ch) + emit(child) for ch, child in sorted(node.items()) if ch]
+        if not branches:
+            return ""
+        inner = branches[0] if len(branches) == 1 else "(?:" + "|".join(branches) + ")"
+        return f"(?:{inner})?" if "" in node else inner  # greedy: the longest word first, then shorter ones
+
+    return emit(root)
+
+
 def _keyword_pattern(words: Iterable[str]) -> re.Pattern[str] | None:
+    words = {w.casefold() for w in words}
+    latin = {w for w in words if re.search(r"[a-z]", w)}
     parts = []
-    for word in sorted(set(words), key=len, reverse=True):
-        escaped = re.escape(word)
-        # Latin keywords as whole words ("vitamin" not in "vitamins" unless listed); other scripts anywhere.
-        parts.append(rf"(?<![A-Za-z]){escaped}(?![A-Za-z])" if re.search(r"[A-Za-z]", word) else escaped)
+    if latin:  # Latin keywords as whole words ("vitamin" not in "vitamins" unless listed)
+        parts.append(rf"(?<![A-Za-z]){_trie(latin)}(?![A-Za-z])")
+    if words - latin:  # other scripts anywhere
+        parts.append(_trie(words - latin))
     return re.compile("|".join(parts), re.IGNORECASE) if parts else None
 
 

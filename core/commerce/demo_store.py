@@ -196,7 +196,7 @@ class DemoStore:
     # -- reads ---------------------------------------------------------------------------------------------
 
     def user_exists(self, user_id: str) -> bool:
-        self._sync()
+        # No operation adds or removes users, so this needs no catch-up with other processes (it runs every turn).
         return user_id in self._users
 
     def find_user_id_by_email(self, email: str) -> str:
