@@ -9,6 +9,7 @@ import signal
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from functools import partial
 from typing import Any
 
 from aiohttp import web
@@ -145,12 +146,19 @@ def connect_desk(desk: Desk, adapters: list[Adapter]) -> None:
     """Agents' replies and hand-over notices reach shoppers through each adapter's push path."""
     for adapter in adapters:
         if isinstance(adapter, WebChatAdapter):
-            # Its sockets live in one process: the desk relays the message to every process.
+            # Its sockets live in one process: the desk relays the message to every process. A page that
+            # was closed meanwhile asks for what it missed (from the transcript) when it reconnects.
             desk.outbound.register(adapter.name, adapter.push, per_process=True)
+            adapter.missed = partial(missed_web_messages, desk)
             continue
         push = getattr(adapter, "push", None)
         if push is not None:
             desk.outbound.register(adapter.name, lambda user, chat, reply, _author, push=push: push(user, chat, reply))
+
+
+async def missed_web_messages(desk: Desk, user_id: str, since: float) -> list[dict[str, Any]]:
+    entries = await desk.agent_messages_since("web", user_id, since)
+    return [{"from": "agent", "text": e.text, "at": e.at} for e in entries]
 
 
 async def health(hub: Hub) -> dict[str, Any]:

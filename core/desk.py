@@ -97,6 +97,13 @@ class Desk:
                 await task
         self._tasks = []
 
+    async def agent_messages_since(self, channel: str, user_id: str, since: float) -> list[HistoryEntry]:
+        """An agent's messages to this channel user after `since` (epoch seconds), from the transcript: for a chat
+        that was not connected when they were sent (a web page reopened later, an HTTP-only client)."""
+        customer_id = await self.sessions.resolve(f"{channel}:{user_id}")
+        session = await self.sessions.load(customer_id)
+        return [e for e in session.history if e.role == "agent" and e.at > since]
+
     # -- inside a turn --------------------------------------------------------------------------
 
     async def holds(self, customer_id: str, session: Session, message: Message, text: str, now: float) -> bool:

@@ -283,3 +283,27 @@ async def test_resolutions_feed_the_learning_loop(tmp_path: Path, redis_prefix: 
         assert items[0]["texts"] == ["能开增值税专票吗", "抬头怎么写"] and items[0]["label"] == "invoice"
         history = await desk.store.tickets_of("web:hal")
         assert history[0].state == TicketState.RESOLVED and history[0].resolution == "explained invoice titles"
+
+
+async def test_a_web_shopper_who_was_away_gets_the_agents_messages_on_return(tmp_path: Path, redis_prefix: str,
+                                                                          store: str) -> None:
+    async with desk_hub(tmp_path, redis_prefix, store) as (client, hub):
+        desk = hub.engine.desk
+        await say(client, "kim", "转人工")
+        ticket = await ticket_of(hub, "web:kim")
+        await desk.claim(ticket.id, "alice")
+        # Nobody has the chat open: the message is kept in the transcript, not delivered.
+        assert await desk.reply(ticket.id, "alice", "您好，我是客服小李") is (store == "redis")  # relayed in Redis mode
+        missed = await (await client.get("/webchat/api/messages", params={"user_id": "kim"})).json()
+        assert [(m["from"], m["text"]) for m in missed["messages"]] == [("agent", "您好，我是客服小李")]
+        seen = missed["messages"][0]["at"]
+        after = await (await client.get("/webchat/api/messages", params={"user_id": "kim", "since": seen})).json()
+        assert after["messages"] == []
+        # The widget reconnects with the time of the last message it showed, and gets the newer ones as pushes.
+        await desk.reply(ticket.id, "alice", "您的订单已经为您加急")
+        async with client.ws_connect("/webchat/ws", params={"user_id": "kim", "since": str(seen)}) as ws:
+            frame = await ws.receive_json(timeout=5)
+            assert frame["type"] == "push" and frame["from"] == "agent" and frame["text"] == "您的订单已经为您加急"
+        bad = await client.get("/webchat/api/messages", params={"user_id": "kim", "since": "yesterday"})
+        assert bad.status == 400
+        assert (await client.get("/webchat/api/messages", params={"user_id": "other"})).status == 200

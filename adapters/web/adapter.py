@@ -3,23 +3,29 @@
 HTTP  POST /webchat/api/messages  {"user_id", "text", "locale"?, "message_id"?, "location"?: {"lat", "lon"}}
       (a location the shopper chose to share, from the browser's geolocation; "text" may then be empty)
       -> 200 {"replies": [{"text", "buttons": [{"title", "payload"}], "image"?, "card"?}], "route"}
+HTTP  GET  /webchat/api/messages?user_id=...&since=...   (since: epoch seconds, default 0)
+      -> 200 {"messages": [{"from": "agent", "text", "at"}]}: a human agent's messages after `since`, for a
+      client that was not connected when they were sent
 HTTP  GET  /webchat/api/persona?locale=...
       -> 200 {"locale", "bot_name", "avatar", "avatar_kind", "direction": "ltr" | "rtl"} (from the locale pack)
-WS    GET  /webchat/ws?user_id=...&locale=...
+WS    GET  /webchat/ws?user_id=...&locale=...&since=...  (since: agent messages after it are sent on connect)
       client: {"type": "message", "text", "message_id"?, "locale"?}
       server: {"type": "reply", "id", "from": "bot", "text", "buttons", ...}
               {"type": "reply_start", "id"} {"type": "delta", "id", "text"} {"type": "reply_end", "id", ...}
               {"type": "turn_end", "route"}  {"type": "error", "code", "message"}
-              {"type": "push", "id", "from": "bot" | "agent", "text", ...}  outside a turn: a proactive
-              message, or a human agent's reply while they hold the conversation
+              {"type": "push", "id", "from": "bot" | "agent", "text", "at", ...}  outside a turn: a proactive
+              message, or a human agent's reply while they hold the conversation (also those missed
+              while disconnected, sent on connect when `since` is given)
 """
 
 from __future__ import annotations
 
 import itertools
 import logging
+import math
 import re
-from collections.abc import Callable, Mapping
+import time
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -48,6 +54,8 @@ STATIC_DIR = Path(__file__).parent / "static"
 _USER_ID = re.compile(r"^[A-Za-z0-9_.@:+\-]{1,128}$")
 _MESSAGE_ID = re.compile(r"^[A-Za-z0-9_.:\-]{1,128}$")
 _LOCALE = re.compile(r"^[A-Za-z]{2,3}(?:[-_][A-Za-z0-9]{2,8})*$")
+# (user_id, since) -> [{"from": "agent", "text", "at"}]: what an agent wrote after `since` (core.desk, via core/app.py)
+MissedMessages = Callable[[str, float], Awaitable[list[dict[str, Any]]]]
 
 
 class InvalidInput(ValueError):
@@ -75,6 +83,19 @@ def parse_body(body: bytes) -> dict[str, Any]:
     if not isinstance(data, dict):
         raise InvalidInput("the body must be a JSON object")
     return data
+
+
+def _since(value: str | None) -> float:
+    """A `since` query parameter: epoch seconds, default 0 (everything kept)."""
+    if value is None or value == "":
+        return 0.0
+    try:
+        since = float(value)
+    except ValueError:
+        raise InvalidInput("'since' must be a number of seconds since the epoch") from None
+    if not math.isfinite(since) or since < 0:
+        raise InvalidInput("'since' must be a number of seconds since the epoch")
+    return since
 
 
 def _optional(data: dict[str, Any], key: str, pattern: re.Pattern[str]) -> str | None:
@@ -137,9 +158,11 @@ class WebChatAdapter:
     def __init__(
         self, engine: TurnHandler, config: WebChannelConfig, max_text_chars: int, max_frame_bytes: int,
         persona: Callable[[str | None], Mapping[str, str]] | None = None,
+        missed: MissedMessages | None = None,
     ) -> None:
         self.engine = engine
         self.persona = persona  # locale tag -> the bot's name, avatar and text direction (the locale pack)
+        self.missed = missed  # (user_id, since) -> an agent's messages after since, from the transcript
         self.config = config
         self.max_text_chars = max_text_chars
         self.max_frame_bytes = max_frame_bytes
@@ -151,6 +174,7 @@ class WebChatAdapter:
         app.router.add_get("/", self.index)
         app.router.add_static("/webchat/static", STATIC_DIR)
         app.router.add_post("/webchat/api/messages", self.post_message)
+        app.router.add_get("/webchat/api/messages", self.get_missed)
         app.router.add_get("/webchat/api/persona", self.get_persona)
         app.router.add_get("/webchat/ws", self.websocket)
 
@@ -177,7 +201,7 @@ class WebChatAdapter:
         for ws in list(self._by_user.get(user_id, ())):
             try:
                 await ws.send_json({"type": "push", "id": f"p{next(self._reply_ids)}", "from": author,
-                                    **reply_json(reply)})
+                                    "at": time.time(), **reply_json(reply)})
                 sent = True
             except (ConnectionError, RuntimeError):  # closing socket
                 continue
@@ -195,6 +219,15 @@ class WebChatAdapter:
             return json_error(404, "not_found", "no persona configured")
         return web.Response(body=orjson.dumps(dict(self.persona(locale))), content_type="application/json",
                             headers={"Cache-Control": "max-age=300"})
+
+    async def get_missed(self, request: web.Request) -> web.Response:
+        try:
+            user_id = validate_user_id(request.query.get("user_id"))
+            since = _since(request.query.get("since"))
+        except InvalidInput as exc:
+            return json_error(400, "invalid_request", str(exc))
+        messages = await self.missed(user_id, since) if self.missed is not None else []
+        return web.Response(body=orjson.dumps({"messages": messages}), content_type="application/json")
 
     async def post_message(self, request: web.Request) -> web.Response:
         try:
@@ -223,6 +256,7 @@ class WebChatAdapter:
         try:
             user_id = validate_user_id(request.query.get("user_id"))
             locale = _optional(dict(request.query), "locale", _LOCALE)
+            since = _since(request.query.get("since")) if "since" in request.query else None
         except InvalidInput as exc:
             return json_error(400, "invalid_request", str(exc))
         ws = web.WebSocketResponse(heartbeat=30, max_msg_size=self.max_frame_bytes)
@@ -230,6 +264,9 @@ class WebChatAdapter:
         self._sockets.add(ws)
         self._by_user.setdefault(user_id, set()).add(ws)
         try:
+            if since is not None and self.missed is not None:
+                for missed in await self.missed(user_id, since):
+                    await ws.send_json({"type": "push", "id": f"p{next(self._reply_ids)}", "buttons": [], **missed})
             async for frame in ws:
                 if frame.type != WSMsgType.TEXT:
                     if frame.type == WSMsgType.BINARY:

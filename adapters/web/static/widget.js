@@ -169,6 +169,18 @@
     return fresh;
   }
 
+  // The hub's time of the newest agent message this browser has shown: on reconnect the hub sends the
+  // ones written after it (an agent may answer while the page is closed). Before any, the time of the
+  // shopper's first message, a minute early for clock skew.
+  function seenKey() {
+    return "kefu.webchat.seen." + userId;
+  }
+
+  function markSeen(at) {
+    const prev = Number(storageGet("localStorage", seenKey()) || 0);
+    if (typeof at === "number" && isFinite(at) && at > prev) storageSet("localStorage", seenKey(), String(at));
+  }
+
   function resolveLocale() {
     const candidates = [params.get("locale"), navigator.language, ...(navigator.languages || [])];
     for (const c of candidates) {
@@ -505,6 +517,8 @@
     const text = typeof frame.text === "string" ? frame.text : "";
     switch (frame.type) {
       case "push": // outside a turn: a proactive message, or a human agent's reply
+        markSeen(frame.at);
+      // falls through: shown like a reply
       case "reply": {
         const role = roleOf(frame);
         const parts = messageRow(role, text, new Date());
@@ -587,6 +601,8 @@
     url.protocol = url.protocol === "https:" ? "wss:" : "ws:";
     url.searchParams.set("user_id", userId);
     if (locale) url.searchParams.set("locale", locale);
+    const seen = storageGet("localStorage", seenKey());
+    if (seen) url.searchParams.set("since", seen);
     return url.href;
   }
 
@@ -683,6 +699,7 @@
     const text = String(rawText).trim();
     if (!text) return false;
     const frame = { type: "message", text, message_id: randomId("m_") };
+    if (!storageGet("localStorage", seenKey())) markSeen(Date.now() / 1000 - 60);
     if (locale) frame.locale = locale;
     const parts = messageRow("shopper", shown || text, new Date());
     append(parts.row, true);
