@@ -176,3 +176,12 @@ async def hub_url(tmp_path: Path) -> AsyncIterator[str]:
 
     async with serving_hub(make_config(tmp_path)) as url:
         yield url
+
+
+@pytest.fixture(params=["memory", "redis"])
+async def web_hub(request: pytest.FixtureRequest, tmp_path: Path, redis_prefix: str) -> AsyncIterator[
+        tuple[TestClient, Hub]]:
+    """The whole hub on the memory store and on Redis (sessions kept between turns on both)."""
+    redis = {"url": REDIS_URL} if request.param == "redis" else {}
+    async with hub_client(make_config(tmp_path, redis=redis), prefix=redis_prefix) as pair:
+        yield pair

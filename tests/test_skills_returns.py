@@ -2,16 +2,13 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
 from decimal import Decimal
-from pathlib import Path
 
-import pytest
 from aiohttp.test_utils import TestClient
 
 from core.app import Hub
 from core.skills.returns import ReturnRoute, route_item, route_items
-from tests.conftest import REDIS_URL, hub_client, make_config, say
+from tests.conftest import say
 
 
 def test_routing_threshold() -> None:
@@ -24,16 +21,8 @@ def test_routing_threshold() -> None:
     assert [i["name"] for i in routes[ReturnRoute.SHIP_BACK]] == ["Skateboard"]
 
 
-@pytest.fixture(params=["memory", "redis"])
-async def web(request: pytest.FixtureRequest, tmp_path: Path, redis_prefix: str) -> AsyncIterator[
-        tuple[TestClient, Hub]]:
-    redis = {"url": REDIS_URL} if request.param == "redis" else {}  # slots kept between turns on both stores
-    async with hub_client(make_config(tmp_path, redis=redis), prefix=redis_prefix) as pair:
-        yield pair
-
-
-async def test_keep_it_for_a_cheap_item_in_en(web: tuple[TestClient, Hub]) -> None:
-    client, hub = web
+async def test_keep_it_for_a_cheap_item_in_en(web_hub: tuple[TestClient, Hub]) -> None:
+    client, hub = web_hub
     body = await say(client, "evelyn_gonzalez_8876", "I want to return order #W8341134", locale="en")
     assert body["route"] == "skill"
     text = body["replies"][0]["text"]
@@ -43,8 +32,8 @@ async def test_keep_it_for_a_cheap_item_in_en(web: tuple[TestClient, Hub]) -> No
     assert hub.engine.commerce.get_order_details("#W8341134")["status"] == "delivered"
 
 
-async def test_mixed_order_in_zh(web: tuple[TestClient, Hub]) -> None:
-    client, _ = web
+async def test_mixed_order_in_zh(web_hub: tuple[TestClient, Hub]) -> None:
+    client, _ = web_hub
     body = await say(client, "liam_li_5260", "订单W8512927要退货")
     text = body["replies"][0]["text"]
     assert text.startswith("订单#W8512927：")
@@ -52,8 +41,8 @@ async def test_mixed_order_in_zh(web: tuple[TestClient, Hub]) -> None:
     assert "Skateboard：请用我们邮件发送的免费退货面单寄回" in text
 
 
-async def test_order_choice_not_delivered_and_sign_in(web: tuple[TestClient, Hub]) -> None:
-    client, _ = web
+async def test_order_choice_not_delivered_and_sign_in(web_hub: tuple[TestClient, Hub]) -> None:
+    client, _ = web_hub
     choose = await say(client, "james_li_5688", "I'd like to return something", locale="en")
     reply = choose["replies"][0]
     assert reply["text"] == "Which order would you like to return?"

@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
-from pathlib import Path
-
 import pytest
 from aiohttp.test_utils import TestClient
 
@@ -19,7 +16,7 @@ from core.skills.sizing import (
     parse_height_cm,
     parse_weight_kg,
 )
-from tests.conftest import REDIS_URL, hub_client, make_config, say
+from tests.conftest import say
 
 CHARTS = load_charts(BUNDLED)
 CLOTHES, SHOES = CHARTS["clothes"], CHARTS["shoes"]
@@ -73,24 +70,16 @@ def test_shoe_sizes_by_foot_length() -> None:
     assert advise(SHOES, {"foot_mm": 270}).between is None
 
 
-@pytest.fixture(params=["memory", "redis"])
-async def web(request: pytest.FixtureRequest, tmp_path: Path, redis_prefix: str) -> AsyncIterator[
-        tuple[TestClient, Hub]]:
-    redis = {"url": REDIS_URL} if request.param == "redis" else {}  # slots kept between turns on both stores
-    async with hub_client(make_config(tmp_path, redis=redis), prefix=redis_prefix) as pair:
-        yield pair
-
-
-async def test_size_advice_in_one_message_in_zh(web: tuple[TestClient, Hub]) -> None:
-    client, _ = web
+async def test_size_advice_in_one_message_in_zh(web_hub: tuple[TestClient, Hub]) -> None:
+    client, _ = web_hub
     body = await say(client, "s1", "我身高175体重60公斤，T恤穿什么码")
     assert body["route"] == "skill"
     text = body["replies"][0]["text"]
     assert "建议您选L码" in text and "介于M和L之间" in text
 
 
-async def test_size_advice_asks_for_what_is_missing_and_remembers_it_in_en(web: tuple[TestClient, Hub]) -> None:
-    client, _ = web
+async def test_size_advice_asks_for_what_is_missing_and_remembers_it_in_en(web_hub: tuple[TestClient, Hub]) -> None:
+    client, _ = web_hub
     ask = await say(client, "s2", "what size should I get?", locale="en")
     assert "height and weight" in ask["replies"][0]["text"]
     height = await say(client, "s2", "I'm 180 cm")
@@ -102,8 +91,8 @@ async def test_size_advice_asks_for_what_is_missing_and_remembers_it_in_en(web: 
     assert "between L and XL" in text
 
 
-async def test_shoe_size_in_en_and_zh(web: tuple[TestClient, Hub]) -> None:
-    client, _ = web
+async def test_shoe_size_in_en_and_zh(web_hub: tuple[TestClient, Hub]) -> None:
+    client, _ = web_hub
     en = await say(client, "s3", "which shoe size for a foot length of 26.5 cm?", locale="en")
     assert en["replies"][0]["text"] == "For a foot length of 265 mm I suggest size US 9 (EU 42)."
     zh = await say(client, "s4", "鞋码怎么选")
