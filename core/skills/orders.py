@@ -6,6 +6,7 @@ for the email on their account (the demo store's policy: authenticate first).
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from decimal import Decimal
 from typing import Any
 
@@ -45,9 +46,22 @@ def signed_in_user(ctx: SkillContext) -> str | None:
     return None
 
 
-def order_total(order: dict[str, Any]) -> Decimal:
+def items_total(items: Iterable[dict[str, Any]]) -> Decimal:
     """What the items cost, exactly (the store keeps prices as JSON floats)."""
-    return sum((Decimal(str(item["price"])) for item in order["items"]), Decimal(0))
+    return sum((Decimal(str(item["price"])) for item in items), Decimal(0))
+
+
+def order_total(order: dict[str, Any]) -> Decimal:
+    return items_total(order["items"])
+
+
+def ask_to_sign_in(ctx: SkillContext, intent: str, ask: str) -> list[Reply]:
+    """The answer to a shopper who is not signed in: `ask` for the account's email (or say the one given was
+    not found); their next message goes to `intent` again."""
+    ctx.session.slots[EXPECTING] = intent
+    if ctx.understanding.entity("email"):
+        return [Reply(text=ctx.t("I couldn't find an account with that email. Please check it and send it again."))]
+    return [Reply(text=ask)]
 
 
 def describe_order(ctx: SkillContext, order: dict[str, Any]) -> str:
@@ -67,11 +81,8 @@ async def order_status(ctx: SkillContext) -> list[Reply]:
     t = ctx.t
     user_id = signed_in_user(ctx)
     if user_id is None:
-        ctx.session.slots[EXPECTING] = "order_status"
-        if ctx.understanding.entity("email"):
-            return [Reply(text=t("I couldn't find an account with that email. Please check it and send it again."))]
-        return [Reply(text=t("To look up your orders I need to know who you are: "
-                             "please send me the email address of your account."))]
+        return ask_to_sign_in(ctx, "order_status", t("To look up your orders I need to know who you are: "
+                                                     "please send me the email address of your account."))
     ctx.session.slots.pop(EXPECTING, None)
     user = ctx.commerce.get_user_details(user_id)
     order_id = ctx.understanding.entity("order_id")

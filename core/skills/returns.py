@@ -14,7 +14,7 @@ from typing import Any
 
 from core.message import Button, Reply
 from core.skills.base import SkillContext
-from core.skills.orders import EXPECTING, signed_in_user
+from core.skills.orders import EXPECTING, ask_to_sign_in, items_total, signed_in_user
 
 ORDERS_OFFERED = 3
 
@@ -53,12 +53,12 @@ def explain_routes(ctx: SkillContext, order: dict[str, Any]) -> str:
         lines.append(t("{items}: below {threshold}, so you don't need to send it back: you keep it and get a "
                        "refund of {refund}.", items=t(", ").join(i["name"] for i in keep),
                        threshold=t.money(threshold, cur),
-                       refund=t.money(sum((Decimal(str(i["price"])) for i in keep), Decimal(0)), cur)))
+                       refund=t.money(items_total(keep), cur)))
     if ship:
         lines.append(t("{items}: please send it back with the free return label we'll email you; the refund of "
                        "{refund} is paid once the parcel reaches our warehouse.",
                        items=t(", ").join(i["name"] for i in ship),
-                       refund=t.money(sum((Decimal(str(i["price"])) for i in ship), Decimal(0)), cur)))
+                       refund=t.money(items_total(ship), cur)))
     lines.append(t("Next I'll list the items and the refund method for you to confirm; nothing changes before "
                    "you say yes."))
     return "\n".join(lines)
@@ -69,12 +69,10 @@ async def return_request(ctx: SkillContext) -> list[Reply]:
     threshold = t.money(Decimal(str(ctx.shop.returns.keep_it_below)), ctx.shop.currency)
     user_id = signed_in_user(ctx)
     if user_id is None:
-        ctx.session.slots[EXPECTING] = "return_request"
-        if ctx.understanding.entity("email"):
-            return [Reply(text=t("I couldn't find an account with that email. Please check it and send it again."))]
-        return [Reply(text=t("Delivered orders can be returned: items under {threshold} are refunded without "
-                             "being sent back, others are shipped back with a free label. To start, please send "
-                             "me the email address of your account.", threshold=threshold))]
+        return ask_to_sign_in(ctx, "return_request", t(
+            "Delivered orders can be returned: items under {threshold} are refunded without being sent back, "
+            "others are shipped back with a free label. To start, please send me the email address of your "
+            "account.", threshold=threshold))
     ctx.session.slots.pop(EXPECTING, None)
     user = ctx.commerce.get_user_details(user_id)
     order_id = ctx.understanding.entity("order_id")
