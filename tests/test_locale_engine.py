@@ -5,7 +5,6 @@ polished or regenerated with the pack."""
 from __future__ import annotations
 
 import re
-from collections.abc import AsyncIterator
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -17,18 +16,10 @@ from core.app import Hub
 from core.formatting import Formats
 from core.locale import pick_locale, text_locales
 from core.packs import Pack
-from tests.conftest import REDIS_URL, hub_client, make_config, say
+from tests.conftest import hub_client, make_config, say
 from tests.support.fake_llm import FakeLlm
 
 LOCALES = ("zh-CN", "en", "ja", "ar")
-
-
-@pytest.fixture(params=["memory", "redis"])
-async def web(request: pytest.FixtureRequest, tmp_path: Path, redis_prefix: str) -> AsyncIterator[
-        tuple[TestClient, Hub]]:
-    redis = {"url": REDIS_URL} if request.param == "redis" else {}
-    async with hub_client(make_config(tmp_path, redis=redis), prefix=redis_prefix) as pair:
-        yield pair
 
 
 def pack_of(hub: Hub, locale: str) -> Pack:
@@ -53,8 +44,8 @@ GREETING = {"zh-CN": "你好", "en": "hello", "ja": "こんにちは", "ar": "م
 
 
 @pytest.mark.parametrize("locale", LOCALES)
-async def test_each_locale_end_to_end(web: tuple[TestClient, Hub], locale: str) -> None:
-    client, hub = web
+async def test_each_locale_end_to_end(web_hub: tuple[TestClient, Hub], locale: str) -> None:
+    client, hub = web_hub
     user = "james_li_5688"
     hello = await say(client, user, GREETING[locale], locale=locale)
     assert hello["route"] == "skill"
@@ -70,8 +61,8 @@ async def test_each_locale_end_to_end(web: tuple[TestClient, Hub], locale: str) 
         assert re.search(SCRIPT[locale], body["replies"][0]["text"]), body
 
 
-async def test_a_shopper_switches_language_and_the_choice_sticks(web: tuple[TestClient, Hub]) -> None:
-    client, hub = web
+async def test_a_shopper_switches_language_and_the_choice_sticks(web_hub: tuple[TestClient, Hub]) -> None:
+    client, hub = web_hub
     switched = await say(client, "ann", "English please", locale="zh-CN")
     assert switched["route"] == "skill"
     assert switched["replies"][0]["text"] == "Of course. From now on I'll answer you in English."
@@ -92,8 +83,8 @@ async def test_a_shopper_switches_language_and_the_choice_sticks(web: tuple[Test
     assert zh["replies"][0]["text"] == "好的，接下来我会用中文为您服务。"
 
 
-async def test_without_a_hint_the_text_decides_then_the_conversation_keeps_it(web: tuple[TestClient, Hub]) -> None:
-    client, _ = web
+async def test_without_a_hint_the_text_decides_then_the_conversation_keeps_it(web_hub: tuple[TestClient, Hub]) -> None:
+    client, _ = web_hub
     en = await say(client, "bob", "where is my order please")  # no locale: the text is English
     assert "email address" in en["replies"][0]["text"]
     more = await say(client, "bob", "nobody@example.com")  # says nothing about the language: the session's

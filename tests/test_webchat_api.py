@@ -2,26 +2,15 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
-from pathlib import Path
-
 import pytest
 from aiohttp.test_utils import TestClient
 
 from core.app import Hub
-from tests.conftest import REDIS_URL, hub_client, make_config, say
+from tests.conftest import say
 
 
-@pytest.fixture(params=["memory", "redis"])
-async def web(request: pytest.FixtureRequest, tmp_path: Path, redis_prefix: str) -> AsyncIterator[
-        tuple[TestClient, Hub]]:
-    redis = {"url": REDIS_URL} if request.param == "redis" else {}
-    async with hub_client(make_config(tmp_path, redis=redis), prefix=redis_prefix) as pair:
-        yield pair
-
-
-async def test_greeting_in_the_default_locale_and_in_english(web: tuple[TestClient, Hub]) -> None:
-    client, _ = web
+async def test_greeting_in_the_default_locale_and_in_english(web_hub: tuple[TestClient, Hub]) -> None:
+    client, _ = web_hub
     zh = await say(client, "ann", "你好")
     assert zh["route"] == "skill"
     assert "您好" in zh["replies"][0]["text"]
@@ -31,14 +20,14 @@ async def test_greeting_in_the_default_locale_and_in_english(web: tuple[TestClie
     assert en["replies"][0]["text"].startswith("Hello! I'm the kefu demo shop assistant")
 
 
-async def test_unknown_locale_falls_back_to_the_shop_default(web: tuple[TestClient, Hub]) -> None:
-    client, _ = web
+async def test_unknown_locale_falls_back_to_the_shop_default(web_hub: tuple[TestClient, Hub]) -> None:
+    client, _ = web_hub
     body = await say(client, "ann", "hello", locale="xx-YY")
     assert "您好" in body["replies"][0]["text"]
 
 
-async def test_signed_in_shopper_gets_their_orders(web: tuple[TestClient, Hub]) -> None:
-    client, _ = web
+async def test_signed_in_shopper_gets_their_orders(web_hub: tuple[TestClient, Hub]) -> None:
+    client, _ = web_hub
     listing = await say(client, "james_li_5688", "我的订单到哪了")
     text = listing["replies"][0]["text"]
     assert text.startswith("这是您最近的订单")
@@ -50,14 +39,14 @@ async def test_signed_in_shopper_gets_their_orders(web: tuple[TestClient, Hub]) 
     )
 
 
-async def test_another_shoppers_order_is_not_shown(web: tuple[TestClient, Hub]) -> None:
-    client, _ = web
+async def test_another_shoppers_order_is_not_shown(web_hub: tuple[TestClient, Hub]) -> None:
+    client, _ = web_hub
     body = await say(client, "james_li_5688", "order #W7678072", locale="en")  # noah_brown_6181's order
     assert body["replies"][0]["text"] == "I couldn't find order #W7678072 on your account."
 
 
-async def test_anonymous_shopper_signs_in_with_email(web: tuple[TestClient, Hub]) -> None:
-    client, _ = web
+async def test_anonymous_shopper_signs_in_with_email(web_hub: tuple[TestClient, Hub]) -> None:
+    client, _ = web_hub
     ask = await say(client, "guest-1", "where is my order", locale="en")
     assert "email address" in ask["replies"][0]["text"]
     wrong = await say(client, "guest-1", "nobody@example.com")
@@ -67,8 +56,8 @@ async def test_anonymous_shopper_signs_in_with_email(web: tuple[TestClient, Hub]
     assert "#W7678072" in right["replies"][0]["text"]
 
 
-async def test_offline_fallback_is_honest_and_queues_the_question(web: tuple[TestClient, Hub]) -> None:
-    client, hub = web
+async def test_offline_fallback_is_honest_and_queues_the_question(web_hub: tuple[TestClient, Hub]) -> None:
+    client, hub = web_hub
     body = await say(client, "ann", "今天天气怎么样")
     assert body["route"] == "fallback"
     assert "暂时还答不上来" in body["replies"][0]["text"]
@@ -77,8 +66,8 @@ async def test_offline_fallback_is_honest_and_queues_the_question(web: tuple[Tes
     assert queued[0]["text"] == "今天天气怎么样" and queued[0]["locale"] == "zh-CN"
 
 
-async def test_bot_stays_silent_while_a_human_holds_the_conversation(web: tuple[TestClient, Hub]) -> None:
-    client, hub = web
+async def test_bot_stays_silent_while_a_human_holds_the_conversation(web_hub: tuple[TestClient, Hub]) -> None:
+    client, hub = web_hub
     handoff = await say(client, "ann", "转人工")
     assert handoff["route"] == "handoff"
     assert "人工客服" in handoff["replies"][0]["text"]
@@ -89,8 +78,8 @@ async def test_bot_stays_silent_while_a_human_holds_the_conversation(web: tuple[
     assert session.history[-1].text == "你好？有人吗", "the agent desk reads the shopper's words from the session"
 
 
-async def test_platform_retry_is_acknowledged_not_answered_twice(web: tuple[TestClient, Hub]) -> None:
-    client, hub = web
+async def test_platform_retry_is_acknowledged_not_answered_twice(web_hub: tuple[TestClient, Hub]) -> None:
+    client, hub = web_hub
     first = await say(client, "ann", "你好", message_id="m-1")
     assert len(first["replies"]) == 1
     again = await say(client, "ann", "你好", message_id="m-1")
@@ -114,9 +103,9 @@ async def test_platform_retry_is_acknowledged_not_answered_twice(web: tuple[Test
     ],
 )
 async def test_bad_input_gets_a_clear_4xx_and_stores_nothing(
-    web: tuple[TestClient, Hub], body: bytes, fragment: str
+    web_hub: tuple[TestClient, Hub], body: bytes, fragment: str
 ) -> None:
-    client, hub = web
+    client, hub = web_hub
     response = await client.post("/webchat/api/messages", data=body, headers={"Content-Type": "application/json"})
     assert response.status == 400
     error = (await response.json())["error"]
@@ -125,15 +114,15 @@ async def test_bad_input_gets_a_clear_4xx_and_stores_nothing(
     assert (await hub.store.load("web:ann")).history == []
 
 
-async def test_oversized_body_is_refused_with_json(web: tuple[TestClient, Hub]) -> None:
-    client, _ = web
+async def test_oversized_body_is_refused_with_json(web_hub: tuple[TestClient, Hub]) -> None:
+    client, _ = web_hub
     response = await client.post("/webchat/api/messages", data=b"x" * 70_000)
     assert response.status == 413
     assert (await response.json())["error"]["code"] == "request_entity_too_large"
 
 
-async def test_health_and_metrics(web: tuple[TestClient, Hub]) -> None:
-    client, hub = web
+async def test_health_and_metrics(web_hub: tuple[TestClient, Hub]) -> None:
+    client, hub = web_hub
     await say(client, "ann", "你好")
     health = await (await client.get("/healthz")).json()
     assert health["status"] == "ok"
