@@ -58,6 +58,7 @@ ADAPTERS: dict[str, Callable[[Engine, Config], Adapter]] = {
 }
 
 
+
 class StartupError(Exception):
     """The hub cannot start; the message says what to fix."""
 
@@ -123,7 +124,8 @@ async def build_hub(config: Config, store_prefix: str = "kefu:", clock: Callable
               if config.pushes.enabled else None)
     desk = build_desk(config, store, commerce, catalogs, clock)
     engine = Engine(config, store, router, commerce, catalogs, metrics, llm=llm, clock=clock,
-                    pushes=pushes.inbox if pushes else None, desk=desk)
+                    pushes=pushes.inbox if pushes else None, desk=desk,
+                    logistics=pushes.logistics if pushes else None)
     hub = Hub(config, store, router, engine, metrics, llm, pushes=pushes)
     for section, build in ADAPTERS.items():
         if getattr(config.channels, section).enabled:

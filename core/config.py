@@ -150,6 +150,11 @@ class LlmConfig(_Section):
     max_retries: int = Field(2, ge=0, le=10)
     max_tokens: int = Field(800, ge=1)
     temperature: float = Field(0.3, ge=0.0, le=2.0)
+    # The agent loop (core.agent): the shop's operations and skills as tools, the store policy as system prompt.
+    tools: bool = True  # false: plain answers, no tools
+    max_tool_steps: int = Field(6, ge=1, le=20)  # tool calls per turn, then an honest answer and a human
+    policy_file: str = "../shared/data/retail/policy.md"
+    parallel_tool_calls_flag: bool = True  # send parallel_tool_calls=false; off for APIs that reject the field
 
     @property
     def enabled(self) -> bool:

@@ -21,15 +21,19 @@ import time
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from enum import StrEnum
+from typing import Any
 
+from core.agent import Agent, AgentStream
 from core.agent_queue import MemoryDesk
 from core.commerce.base import CommerceBackend
+from core.commerce.logistics import DemoLogistics, LogisticsProvider
 from core.config import Config
+from core.confirm import settle_pending
 from core.desk import Desk
 from core.emotion import CALM, Emotion, read_emotion
 from core.handoff import request_handoff
 from core.identity import Identity
-from core.llm import LlmClient, LlmUnavailable, Usage
+from core.llm import LlmClient, LlmResult, LlmStream, LlmUnavailable, Usage
 from core.locale import Catalogs, LocaleChoice, Translator, normalize_locale, pick_locale
 from core.message import (
     BadMessage,
@@ -51,12 +55,21 @@ from core.push.inbox import PushInbox
 from core.render import render
 from core.sessions import HistoryEntry, LockLost, LockTimeout, OpenTurn, Session, SessionStore, StoreUnavailable
 from core.shaping import LlmCheck, StreamPolisher
+from core.shop_events import SHOP_EVENTS
+from core.shop_events import record as record_shop_event
 from core.skills.base import SkillContext, SkillFn
+from core.skills.changes import order_cancel
+from core.skills.exchanges import exchange_request
+from core.skills.flow import awaited_intent
 from core.skills.human import human_agent
 from core.skills.language import SWITCH_INTENT, switch_locale
+from core.skills.modify import order_modify
 from core.skills.orders import EXPECTING, STORE_USER, order_status
 from core.skills.payments import payment_issue
+from core.skills.product_questions import product_question
 from core.skills.promotions import promotion_query
+from core.skills.recommend import product_recommend
+from core.skills.refunds import refund_status
 from core.skills.returns import return_request
 from core.skills.sizing import size_advice
 from core.skills.smalltalk import greet, thanks_bye
@@ -75,6 +88,12 @@ DEFAULT_SKILLS: dict[str, SkillFn] = {
     "size_advice": size_advice,
     "payment_issue": payment_issue,
     "return_request": return_request,
+    "order_cancel": order_cancel,
+    "order_modify": order_modify,
+    "exchange_request": exchange_request,
+    "refund_status": refund_status,
+    "product_question": product_question,
+    "product_recommend": product_recommend,
     SWITCH_INTENT: switch_locale,
 }
 
@@ -117,6 +136,7 @@ class Engine:
         clock: Callable[[], float] = time.time,
         pushes: PushInbox | None = None,
         desk: Desk | None = None,
+        logistics: LogisticsProvider | None = None,
     ) -> None:
         self.config = config
         self.store = store
@@ -125,9 +145,13 @@ class Engine:
         self.catalogs = catalogs
         self.metrics = metrics
         self.llm = llm if (llm is not None and config.llm.enabled) else None
+        # The LLM with the shop's operations and skills as tools (core.agent); None: plain answers.
+        self.agent = Agent.from_config(config, self.llm) if self.llm is not None and config.llm.tools else None
         self.skills = dict(DEFAULT_SKILLS if skills is None else skills)
         self.clock = clock
         self.pushes = pushes
+        # Parcel tracking for the skills; the same provider as the logistics alert pushes (core/app.py).
+        self.logistics = logistics or DemoLogistics(config.pushes.logistics.demo_anomaly_rate)
         self.identity = Identity(store, config.sessions.history_turns)
         self.desk = desk or Desk(config, store, MemoryDesk(), Profiles(commerce, config.escalation), catalogs, clock)
 
@@ -221,13 +245,16 @@ class Engine:
         stages["understand"] = time.perf_counter() - mark
 
         mark = time.perf_counter()
-        ctx = SkillContext(message, text, session, understanding, t, self.commerce, self.config.shop, now)
+        ctx = SkillContext(message, text, session, understanding, t, self.commerce, self.config.shop, now,
+                           self.logistics)
         if pushed is not None:
             route, replies = Route.EVENT, pushed
         elif message.event is not None or not text:
             route, replies = await self.on_event_or_silence(ctx)
+        elif (settled := await settle_pending(ctx)) is not None:
+            route, replies = Route.SKILL, settled  # the shopper answered a confirmation (core.confirm)
         else:
-            decision = self.decide(understanding, session, read_emotion(text))
+            decision = self.decide(understanding, session, read_emotion(text), text)
             route, replies = decision.route, await self.act(decision, ctx)
         replies = self.shape(replies, t, text)
         stages["decide"] = time.perf_counter() - mark
@@ -259,6 +286,9 @@ class Engine:
         event = ctx.message.event
         if event == EventKind.SUBSCRIBE:
             return Route.EVENT, await greet(ctx)
+        if event in SHOP_EVENTS:  # browse, favourite, cart: kept for recommendations, no reply
+            record_shop_event(ctx.session, self.commerce, event, ctx.message.product_id, ctx.now)
+            return Route.EVENT, []
         if event is None and ctx.message.verified_phone:
             return Route.EVENT, [Reply(text=ctx.t("Thank you, your phone number is verified: "
                                                   "you can continue this conversation on any of our channels."))]
@@ -296,7 +326,7 @@ class Engine:
             return NluResult(None, 0.0, source="empty")
         return await self.router.parse(text, locale)
 
-    def decide(self, understanding: NluResult, session: Session, emotion: Emotion = CALM) -> Decision:
+    def decide(self, understanding: NluResult, session: Session, emotion: Emotion = CALM, text: str = "") -> Decision:
         threshold = self.config.nlu.threshold
         intent = understanding.intent
         confident = intent is not None and understanding.confidence >= threshold
@@ -305,6 +335,8 @@ class Engine:
             # The shopper answers a question the bot asked (e.g. the email to sign in): that answer wins
             # over whatever else the words look like.
             intent, confident = str(expecting), True
+        elif (awaited := awaited_intent(session, understanding, text, confident)) is not None:
+            intent, confident = awaited, True  # the shopper answers a skill's open question (core.skills.flow)
         if confident and intent in ESCALATIONS:
             return Decision(Route.HANDOFF, self.skills[intent], intent)
         if emotion.intensity >= self.config.escalation.emotion_threshold:
@@ -336,6 +368,8 @@ class Engine:
             return await decision.skill(ctx)
         await self.queue_unknown(ctx)
         if decision.route == Route.LLM:
+            if self.agent is not None:
+                return await self.agent_replies(ctx)
             return [Reply(stream=TextStream(self.llm_chunks(ctx)))]
         return [self.offline_reply(ctx.t)]
 
@@ -359,6 +393,29 @@ class Engine:
             buttons=(Button(t("Talk to a human"), t("human please")),),
         )
 
+    async def agent_replies(self, ctx: SkillContext) -> list[Reply]:
+        """The LLM with tools (core.agent): the tool steps run now; a write's confirmation question, a hand-over
+        or the step limit end the turn, else the answer is delivered like any LLM answer (llm_chunks, llm_checked).
+        """
+        assert self.agent is not None
+        pack = ctx.t.pack
+        run = self.agent.start(ctx, self.llm_messages(ctx), on_usage=lambda usage: self.count_llm_tokens(ctx, usage),
+                               hand_over=lambda c: self.hand_over(self.escalate("llm_transfer"), c))
+        checked = pack is not None and pack.checked_delivery
+        try:
+            outcome = await (run.complete() if checked else run.stream())
+        except LlmUnavailable as exc:
+            self.metrics.error("llm")
+            log.warning("LLM unavailable: %s", exc)
+            return [Reply(text=ctx.t("Sorry, I couldn't finish that answer. Please try again, or ask for a human "
+                                     "colleague."))]
+        if isinstance(outcome, list):
+            return outcome
+        if isinstance(outcome, LlmResult):
+            assert pack is not None
+            return [Reply(stream=TextStream(self.llm_checked(ctx, pack, run.messages, outcome)))]
+        return [Reply(stream=TextStream(self.llm_chunks(ctx, outcome)))]
+
     async def queue_unknown(self, ctx: SkillContext) -> None:
         u = ctx.understanding
         await self.store.push_unknown({
@@ -370,7 +427,7 @@ class Engine:
         })
         self.metrics.unknown_questions.inc()
 
-    async def llm_chunks(self, ctx: SkillContext) -> AsyncIterator[str]:
+    async def llm_chunks(self, ctx: SkillContext, stream: LlmStream | AgentStream | None = None) -> AsyncIterator[str]:
         """The LLM's answer through the turn's pack (core.shaping).
 
         Streamed delivery: deltas relayed as they come, words never to use replaced on the way.
@@ -385,7 +442,7 @@ class Engine:
                 yield piece
             return
         polisher = StreamPolisher(pack) if pack is not None else None
-        stream = self.llm.stream(self.llm_messages(ctx))
+        stream = stream if stream is not None else self.llm.stream(self.llm_messages(ctx))
         try:
             async for delta in stream:
                 out = polisher.feed(delta) if polisher is not None else delta
@@ -413,12 +470,13 @@ class Engine:
             if self.catalogs.shaper.needs_disclaimer(pack, answer, ctx.text):
                 yield "\n\n" + pack.health_disclaimer
 
-    async def llm_checked(self, ctx: SkillContext, pack: Pack) -> AsyncIterator[str]:
+    async def llm_checked(self, ctx: SkillContext, pack: Pack, messages: list[dict[str, Any]] | None = None,
+                          first: LlmResult | None = None) -> AsyncIterator[str]:
         """Checked delivery: one answer, sent only once the pack's checks pass."""
         assert self.llm is not None
-        messages = self.llm_messages(ctx)
+        messages = messages if messages is not None else self.llm_messages(ctx)
         try:
-            first = await self.llm.complete(messages)
+            first = first if first is not None else await self.llm.complete(messages)
             self.count_llm_tokens(ctx, first.usage)
             check = LlmCheck.of(pack, first.text)
             truncated = first.truncated

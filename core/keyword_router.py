@@ -23,9 +23,12 @@ _KEYWORDS: tuple[tuple[str, tuple[str, ...]], ...] = (
     ("return_request", (r"退货|退款|退钱", r"return|refund", r"返品|返金", r"إرجاع|استرداد")),
     ("exchange_request", (r"换货|换个|换尺码", r"exchange|swap", r"交換", r"استبدال")),
     ("order_cancel", (r"取消订单|不要了", r"cancel", r"キャンセル", r"إلغاء")),
-    ("order_modify", (r"改地址|修改订单|改订单", r"change (?:my )?(?:address|order)|modify", r"住所.*変更|変更",
+    ("order_modify", (r"改.{0,16}地址|修改订单|改订单|地址改|默认地址|[改换].{0,10}(?:支付|付款)方式"
+                      r"|改.{0,6}(?:尺码|颜色|款式)",
+                      r"change (?:my |the )?(?:\w+ )?(?:address|order|payment)|update (?:my |the )?(?:\w+ )?address"
+                      r"|modify", r"住所.*変更|変更",
                       r"تعديل|تغيير العنوان")),
-    ("order_status", (r"订单|物流|快递|发货|到哪|到了吗|查单", r"order|tracking|shipping|deliver|where is my",
+    ("order_status", (r"订单|物流|快递|发货|到哪|到了吗|查单", r"order|tracking|shipping|deliver|where (?:is|are) my",
                       r"注文|配送|荷物|届", r"طلب|شحن|توصيل")),
     ("payment_issue", (r"付款|支付|付不了|扣款", r"payment|pay|card declined", r"支払|決済", r"دفع")),
     ("promotion_query", (r"优惠|满减|优惠券|活动|折扣", r"promo|coupon|discount|sale", r"クーポン|割引|セール",
@@ -34,10 +37,13 @@ _KEYWORDS: tuple[tuple[str, tuple[str, ...]], ...] = (
                      r"サイズ|身長|体重|足の長さ", r"مقاس|طولي|وزني",
                      # a bare measurement ("175cm", "65公斤", "130斤") answers the sizing skill's question
                      r"\d\s*(?:cm|厘米|公分|kg|公斤|斤|lbs?\b|センチ|キロ|سم|كغ)")),
-    ("product_recommend", (r"推荐", r"recommend|suggest", r"おすすめ|オススメ", r"اقترح|توصية")),
+    ("product_recommend", (r"推荐|搭配|配什么", r"recommend|suggest|goes? (?:well )?with", r"おすすめ|オススメ",
+                           r"اقترح|توصية")),
     ("store_nearby", (r"门店|附近|小样", r"store near|nearby|shop near", r"店舗|近く", r"متجر قريب|فرع")),
     ("invoice", (r"发票", r"invoice|receipt", r"領収書|請求書", r"فاتورة")),
-    ("product_question", (r"成分|用法|怎么用|规格", r"ingredient|how to use|spec", r"使い方", r"مكونات")),
+    ("product_question", (r"成分|用法|怎么用|怎么吃|规格|参数|保养|清洗",
+                          r"ingredient|how (?:do i |to )(?:use|clean)|spec|what'?s in",
+                          r"使い方|成分|お手入れ", r"مكونات|طريقة الاستخدام")),
     ("thanks_bye", (r"谢谢|感谢|再见|拜拜", r"thank|bye", r"ありがとう|さようなら", r"شكرا|مع السلامة")),
     ("greet", (r"^\s*(?:你好|您好|在吗|哈喽|hi|hello|hey|こんにちは|はじめまして|مرحبا|السلام عليكم)"
                r"[\s!！。.,，~～?？]*$",)),

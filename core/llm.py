@@ -358,6 +358,8 @@ class LlmClient:
         if self._sdk is None:
             raise LlmUnavailable("offline", "no LLM API key configured")
         extra: dict[str, Any] = {"tools": tools} if tools else {}
+        if tools and self._config.parallel_tool_calls_flag:
+            extra["parallel_tool_calls"] = False  # the hub runs one tool call at a time (core.agent)
         if stream:
             extra["stream_options"] = {"include_usage": True}
         return await self._sdk.chat.completions.create(

@@ -25,6 +25,10 @@ class EventKind(StrEnum):
     SUBSCRIBE = "subscribe"  # followed the account / started the bot: welcome
     UNSUBSCRIBE = "unsubscribe"
     LOCATION = "location"  # a location report, kept for nearby-store offers; no reply
+    # Shop events a channel reports (the web shop's pages): kept for recommendations; no reply.
+    BROWSE = "browse"  # looked at a product
+    FAVOURITE = "favourite"  # saved a product
+    CART = "cart"  # put a product in the cart
 
 
 class AttachmentKind(StrEnum):
@@ -96,6 +100,7 @@ class Message:
     # A phone number the platform itself verified (a shared Telegram contact, the mini-program's
     # phone API): it links this channel user to the customer who verified the same phone elsewhere.
     verified_phone: str | None = None
+    product_id: str | None = None  # what a shop event (browse, favourite, cart) is about
     raw: Mapping[str, Any] | None = None
 
     @property

@@ -29,12 +29,12 @@ import redis.asyncio as aioredis
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from core.commerce.logistics import DemoLogistics
 from core.config import Config, ShopConfig
 from core.push.book import LOCATION, SEP, Contact, MemoryBook, PushBook, RedisBook
 from core.push.config import PushesConfig, SamplePickupJob
 from core.push.geo import GeoIndex, MemoryGeoIndex, RedisGeoIndex
 from core.push.jobs import RunContext, choose
-from core.push.logistics import DemoLogistics
 from core.push.report import RunReport
 from core.push.rules import Channels, Clock
 from core.push.stores import Catalog, Hours, Store

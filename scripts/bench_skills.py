@@ -26,9 +26,16 @@ from core.locale import Catalogs, Translator  # noqa: E402
 from core.message import ChannelUser, Chat, ChatKind, Message, Reply  # noqa: E402
 from core.sessions import Session  # noqa: E402
 from core.skills.base import SkillContext  # noqa: E402
+from core.skills.changes import order_cancel  # noqa: E402
 from core.skills.compensation import compensate, compensation_text  # noqa: E402
+from core.skills.exchanges import exchange_request  # noqa: E402
+from core.skills.modify import order_modify  # noqa: E402
+from core.skills.orders import order_status  # noqa: E402
 from core.skills.payments import payment_issue  # noqa: E402
+from core.skills.product_questions import product_question  # noqa: E402
 from core.skills.promotions import promotion_query  # noqa: E402
+from core.skills.recommend import product_recommend  # noqa: E402
+from core.skills.refunds import refund_status  # noqa: E402
 from core.skills.returns import return_request  # noqa: E402
 from core.skills.sizing import size_advice  # noqa: E402
 
@@ -55,6 +62,27 @@ CASES: tuple[tuple[str, SkillCall, str | None, str, str], ...] = (
     ("returns: routing an order", return_request, "liam_li_5260", "zh-CN", "订单W8512927要退货"),
     ("returns: which order", return_request, "james_li_5688", "en", "I'd like to return something"),
     ("compensation (audited)", compensation_skill, "james_li_5688", "en", ""),
+    ("orders: tracking + problem", order_status, "emma_kim_1076", "en", "where is my order #W2768383?"),
+    ("orders: by product name", order_status, "james_li_5688", "zh-CN", "我买的烤炉到哪了"),
+    ("orders: by phone tail", order_status, "james_li_5688", "zh-CN", "尾号6236的订单"),
+    ("product question", product_question, None, "zh-CN", "防晒霜的成分是什么"),
+    ("product question: care + shop options", product_question, None, "en", "how do I clean my yoga mat?"),
+    ("product question: health product", product_question, None, "zh-CN", "维生素C怎么吃"),
+    ("recommend: named product", product_recommend, None, "zh-CN", "防晒霜搭配什么"),
+    ("recommend: from the last order", product_recommend, "james_li_5688", "en", "recommend something"),
+    ("cancel: lists to confirm", order_cancel, "mia_moore_8366", "en", "cancel #W3130288, ordered by mistake"),
+    ("cancel: asks the reason", order_cancel, "ivan_hernandez_6923", "zh-CN", "取消订单W4284542"),
+    ("cancel: which order", order_cancel, "lucas_martin_4549", "en", "I want to cancel an order"),
+    ("modify: address in one line", order_modify, "amelia_wilson_4614", "en",
+     "change the address of order #W3062096 to 9 Pine Rd, Unit 4, Boston, MA 02118"),
+    ("modify: default address (asks)", order_modify, "amelia_wilson_4614", "zh-CN", "修改默认地址"),
+    ("modify: payment methods", order_modify, "omar_johnson_2562", "en", "change the payment method of #W8797321"),
+    ("modify: which item", order_modify, "omar_johnson_2562", "zh-CN", "改订单W8797321的尺码"),
+    ("exchange: which item", exchange_request, "ivan_hernandez_6923", "en", "exchange an item of #W5838674"),
+    ("returns: named items, refund method", return_request, "ivan_hernandez_6923", "en",
+     "return the Desk Lamp from order #W5838674"),
+    ("refund status: all orders", refund_status, "ivan_hernandez_6923", "zh-CN", "我的退款到账了吗"),
+    ("refund status: one order", refund_status, "amelia_wilson_4614", "en", "refund status of #W4420044"),
 )
 
 

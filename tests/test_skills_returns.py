@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 from decimal import Decimal
+from pathlib import Path
 
 from aiohttp.test_utils import TestClient
 
 from core.app import Hub
+from core.commerce.demo_store import DemoStore
 from core.skills.returns import ReturnRoute, route_item, route_items
-from tests.conftest import say
+from tests.conftest import SHARED_DATA, say
 
 
 def test_routing_threshold() -> None:
@@ -57,3 +59,47 @@ async def test_order_choice_not_delivered_and_sign_in(web_hub: tuple[TestClient,
     signed = await say(client, "guest-r", "evelyn.gonzalez2110@example.com")
     assert signed["route"] == "skill"
     assert [b["payload"] for b in signed["replies"][0]["buttons"]] == ["退货 #W8341134"]
+
+
+async def test_return_picks_items_and_refund_method_then_writes(web_hub: tuple[TestClient, Hub],
+                                                                tmp_path: Path) -> None:
+    client, hub = web_hub
+    user = "ivan_hernandez_6923"
+    asked = await say(client, user, "I want to return the Desk Lamp and the Wall Clock from order #W5838674",
+                      locale="en")
+    assert "Wall Clock, Desk Lamp: please send it back" in asked["replies"][0]["text"]
+    methods = asked["replies"][1]
+    assert methods["text"] == "Where should the refund go: back to the original payment method, or to a gift card?"
+    assert [b["payload"] for b in methods["buttons"]] == ["Mastercard card ending 4127", "gift card (balance $85.00)"]
+    listed = await say(client, user, "gift card (balance $85.00)")
+    summary = listed["replies"][0]["text"]
+    assert summary.startswith("Return from order #W5838674: Wall Clock (")
+    assert "Refund: $346.16 to your gift card (balance $85.00)." in summary
+    assert hub.engine.commerce.get_order_details("#W5838674")["status"] == "delivered"
+    done = await say(client, user, "yes please")
+    assert done["replies"][0]["text"].startswith("Done: the return for order #W5838674 is requested. You'll get an "
+                                                 "email with the free return label for Wall Clock, Desk Lamp")
+    store = DemoStore.open(SHARED_DATA / "retail" / "db.json", tmp_path / "var")  # as after a restart
+    order = store.get_order_details("#W5838674")
+    assert (order["status"], order["return_items"], order["return_payment_method_id"]) == (
+        "return requested", ["6534134392", "7453605304"], "gift_card_9368765")
+    store.close()
+
+
+async def test_return_in_zh_keep_it_single_item_and_a_no(web_hub: tuple[TestClient, Hub]) -> None:
+    client, hub = web_hub
+    asked = await say(client, "evelyn_gonzalez_8876", "订单W8341134要退货")
+    # One item, one possible refund method (the original PayPal): straight to the list to confirm.
+    summary = asked["replies"][1]["text"]
+    assert "退货订单#W8341134：Notebook" in summary and "退款：US$29.28退回您的PayPal。" in summary
+    done = await say(client, "evelyn_gonzalez_8876", "好的")
+    assert "无需寄回" in done["replies"][0]["text"] or "您可以保留" in done["replies"][0]["text"]
+    assert hub.engine.commerce.get_order_details("#W8341134")["status"] == "return requested"
+
+    client_user = "liam_li_5260"
+    choose = await say(client, client_user, "return order #W8512927", locale="en")
+    assert choose["replies"][1]["buttons"][0]["payload"] == "All items"
+    listed = await say(client, client_user, "All items")
+    assert "Refund: $215.82 to your Visa card ending 3867." in listed["replies"][0]["text"]
+    await say(client, client_user, "no")
+    assert hub.engine.commerce.get_order_details("#W8512927")["status"] == "delivered"

@@ -3,6 +3,8 @@
 HTTP  POST /webchat/api/messages  {"user_id", "text", "locale"?, "message_id"?, "location"?: {"lat", "lon"}}
       (a location the shopper chose to share, from the browser's geolocation; "text" may then be empty)
       -> 200 {"replies": [{"text", "buttons": [{"title", "payload"}], "image"?, "card"?}], "route"}
+HTTP  POST /webchat/api/events  {"user_id", "kind": "browse" | "favourite" | "cart", "product_id"}
+      (what the shopper does on the web shop's pages, kept for recommendations) -> 200 {"route": "event"}
 HTTP  GET  /webchat/api/messages?user_id=...&since=...   (since: epoch seconds, default 0)
       -> 200 {"messages": [{"from": "agent", "text", "at"}]}: a human agent's messages after `since`, for a
       client that was not connected when they were sent
@@ -41,6 +43,7 @@ from core.message import (
     ChannelUser,
     Chat,
     ChatKind,
+    EventKind,
     Location,
     Message,
     Reply,
@@ -54,6 +57,8 @@ STATIC_DIR = Path(__file__).parent / "static"
 _USER_ID = re.compile(r"^[A-Za-z0-9_.@:+\-]{1,128}$")
 _MESSAGE_ID = re.compile(r"^[A-Za-z0-9_.:\-]{1,128}$")
 _LOCALE = re.compile(r"^[A-Za-z]{2,3}(?:[-_][A-Za-z0-9]{2,8})*$")
+_PRODUCT_ID = re.compile(r"^[A-Za-z0-9_.:\-]{1,64}$")
+SHOP_EVENT_KINDS = {k.value: k for k in (EventKind.BROWSE, EventKind.FAVOURITE, EventKind.CART)}
 # (user_id, since) -> [{"from": "agent", "text", "at"}]: what an agent wrote after `since` (core.desk, via core/app.py)
 MissedMessages = Callable[[str, float], Awaitable[list[dict[str, Any]]]]
 
@@ -175,6 +180,7 @@ class WebChatAdapter:
         app.router.add_static("/webchat/static", STATIC_DIR)
         app.router.add_post("/webchat/api/messages", self.post_message)
         app.router.add_get("/webchat/api/messages", self.get_missed)
+        app.router.add_post("/webchat/api/events", self.post_event)
         app.router.add_get("/webchat/api/persona", self.get_persona)
         app.router.add_get("/webchat/ws", self.websocket)
 
@@ -251,6 +257,32 @@ class WebChatAdapter:
         if result.route == "duplicate":
             body["duplicate"] = True
         return web.Response(body=orjson.dumps(body), content_type="application/json")
+
+    async def post_event(self, request: web.Request) -> web.Response:
+        """A shop event (browse, favourite, cart): a turn without text that the engine keeps, with no reply."""
+        try:
+            data = parse_body(await request.read())
+            user_id = validate_user_id(data.get("user_id"))
+            kind = SHOP_EVENT_KINDS.get(str(data.get("kind")))
+            if kind is None:
+                raise InvalidInput(f"'kind' must be one of {', '.join(SHOP_EVENT_KINDS)}")
+            product_id = _optional(data, "product_id", _PRODUCT_ID)
+            if product_id is None:
+                raise InvalidInput("'product_id' is required")
+        except InvalidInput as exc:
+            return json_error(400, "invalid_request", str(exc))
+        store_user = user_id if self.config.trust_user_id_as_store_user else None
+        message = Message(user=ChannelUser("web", user_id, store_user_id=store_user),
+                          chat=Chat(ChatKind.DIRECT, user_id), event=kind, product_id=product_id)
+
+        async def ignore(reply: Reply) -> None:
+            return None
+
+        try:
+            result = await self.engine.handle(message, ignore, self.capabilities)
+        except TurnUnavailable as exc:
+            return json_error(503, "temporarily_unavailable", exc.polite_text, headers={"Retry-After": "2"})
+        return web.Response(body=orjson.dumps({"route": result.route}), content_type="application/json")
 
     async def websocket(self, request: web.Request) -> web.StreamResponse:
         try:

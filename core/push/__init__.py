@@ -4,7 +4,6 @@
     geo          haversine, and the store index: Redis GEO (GEOSEARCH) or an in-memory grid
     stores       stores with coordinates, opening hours and sample stock (core/data/stores.yaml)
     book         what pushes remember per customer: contacts, location consent, opt-out, caps, sent marks
-    logistics    the logistics check (a demo provider over the demo store's shipped orders)
     rules        quiet hours, daily marketing caps, channel windows: why a recipient is skipped
     delivery     the channel side: what an adapter offers to push (core never imports adapters)
     jobs         each kind of push: whom to message, and what

@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from core.commerce.base import CommerceBackend, CommerceError
+from core.commerce.logistics import Anomaly, LogisticsProvider, Problem, Weather, alert_text
 from core.config import ShopConfig
 from core.locale import Translator
 from core.push.book import Contact, PushBook
@@ -31,7 +32,6 @@ from core.push.config import (
     SamplePickupJob,
 )
 from core.push.geo import GeoIndex
-from core.push.logistics import PROBLEM_TEXT, LogisticsProvider, Problem
 from core.push.report import RunReport
 from core.push.rules import Channels, Clock, Route, Skip
 from core.push.stores import Catalog
@@ -304,14 +304,17 @@ class LogisticsAlert:
     async def choose(self, run: RunContext) -> list[Planned]:
         def problems(orders: list[dict[str, Any]]) -> list[tuple[str, dict[str, Any]]]:
             return [(f"{a.tracking_id}:{a.problem}", {"order_id": a.order_id, "tracking_id": a.tracking_id,
-                                                       "problem": str(a.problem)})
+                                                       "problem": str(a.problem), "days": a.days,
+                                                       "weather": str(a.weather) if a.weather else None})
                     for a in run.logistics.anomalies(orders)]
 
         return await _per_order(run, problems)
 
     def compose(self, run: RunContext, item: Planned, t: Translator) -> Composed:
         values = item.values
-        problem = t(PROBLEM_TEXT[Problem(values["problem"])])
+        weather = values.get("weather")
+        problem = alert_text(t, Anomaly(values["order_id"], values["tracking_id"], Problem(values["problem"]),
+                                        int(values.get("days") or 0), Weather(weather) if weather else None))
         text = t("There is a problem with the delivery of your order {order_id}: {problem}. We are looking into "
                  "it and will keep you posted; reply here if you have any questions.",
                  order_id=values["order_id"], problem=problem)

@@ -20,6 +20,7 @@ from apscheduler.jobstores.redis import RedisJobStore
 from redis import Redis
 
 from core.commerce.base import CommerceBackend
+from core.commerce.logistics import DemoLogistics, LogisticsProvider
 from core.config import Config
 from core.locale import Catalogs, Translator, normalize_locale
 from core.message import Reply
@@ -29,7 +30,6 @@ from core.push.delivery import GroupPusher, ShopperPusher, TemplatePusher
 from core.push.geo import GeoIndex, MemoryGeoIndex, RedisGeoIndex
 from core.push.inbox import PushInbox
 from core.push.jobs import KINDS, Composed, Kind, Planned, RunContext, choose
-from core.push.logistics import DemoLogistics, LogisticsProvider
 from core.push.report import RunReport
 from core.push.rules import Channels, Clock, Skip
 from core.push.scheduler import PushScheduler

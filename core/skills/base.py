@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from core.commerce.base import CommerceBackend
+from core.commerce.logistics import DemoLogistics, LogisticsProvider
 from core.config import ShopConfig
 from core.locale import Translator
 from core.message import Message, Reply
@@ -23,6 +24,7 @@ class SkillContext:
     commerce: CommerceBackend
     shop: ShopConfig
     now: float
+    logistics: LogisticsProvider = field(default_factory=DemoLogistics)  # parcel tracking (core.commerce.logistics)
 
 
 SkillFn = Callable[[SkillContext], Awaitable[list[Reply]]]

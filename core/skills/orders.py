@@ -2,6 +2,9 @@
 
 Only the shopper's own orders are shown. A shopper who is not signed in is asked
 for the email on their account (the demo store's policy: authenticate first).
+An order is found by its number, by a product in it or by the last 4 digits of the
+shopper's phone (core.skills.order_lookup); a shipped one comes with its latest
+tracking events and any delivery problem (core.skills.tracking).
 """
 
 from __future__ import annotations
@@ -11,9 +14,12 @@ from decimal import Decimal
 from typing import Any
 
 from core.commerce.base import CommerceError
+from core.commerce.products import ProductInfo
 from core.locale import N_
 from core.message import Button, Reply
 from core.skills.base import SkillContext
+from core.skills.order_lookup import named_products, orders_holding, owns_phone_tail
+from core.skills.tracking import tracking_details
 
 STORE_USER = "store_user_id"
 EXPECTING = "expecting"
@@ -89,11 +95,40 @@ async def order_status(ctx: SkillContext) -> list[Reply]:
     if order_id:
         if order_id not in user["orders"]:
             return [Reply(text=t("I couldn't find order {order_id} on your account.", order_id=order_id))]
-        ctx.session.slots["last_order_id"] = order_id
-        return [Reply(text=describe_order(ctx, ctx.commerce.get_order_details(order_id)))]
+        return order_details(ctx, ctx.commerce.get_order_details(order_id))
+    tail = ctx.understanding.entity("phone_tail")
+    if tail and not owns_phone_tail(user_id, tail):
+        return [Reply(text=t("The phone number ending in {tail} isn't the one on your account, so I can't show "
+                             "orders for it. Please check the number, or ask about an order by its number.",
+                             tail=tail))]
+    products = named_products(ctx)
+    if products:
+        return orders_with_products(ctx, user["orders"], products)
     recent = list(reversed(user["orders"]))[:RECENT_ORDERS_SHOWN]
     if not recent:
         return [Reply(text=t("I don't see any orders on your account yet."))]
     lines = [t("Here are your latest orders:")]
     lines += [describe_order(ctx, ctx.commerce.get_order_details(oid)) for oid in recent]
     return [Reply(text="\n".join(lines), buttons=tuple(Button(oid, oid) for oid in recent))]
+
+
+def order_details(ctx: SkillContext, order: dict[str, Any]) -> list[Reply]:
+    """One order: its description and, when shipped, its latest tracking events and any problem."""
+    ctx.session.slots["last_order_id"] = order["order_id"]
+    tracking, buttons = tracking_details(ctx, order)
+    text = describe_order(ctx, order)
+    return [Reply(text=f"{text}\n{tracking}" if tracking else text, buttons=buttons)]
+
+
+def orders_with_products(ctx: SkillContext, order_ids: list[str], products: tuple[ProductInfo, ...]) -> list[Reply]:
+    """The shopper's orders holding a product they named: one is shown in full, several as a list."""
+    t = ctx.t
+    found = orders_holding(ctx, order_ids, products)
+    names = t(", ").join(p.local_name(t.locale) for p in products)
+    if not found.orders:
+        return [Reply(text=t("I couldn't find {product} in your orders.", product=names))]
+    if len(found.orders) == 1:
+        return order_details(ctx, found.orders[0])
+    shown = found.orders[:RECENT_ORDERS_SHOWN]
+    lines = [t("Your orders with {product}:", product=names), *(describe_order(ctx, o) for o in shown)]
+    return [Reply(text="\n".join(lines), buttons=tuple(Button(o["order_id"], o["order_id"]) for o in shown))]

@@ -2,8 +2,10 @@
 
 Routing: an item priced below `shop.returns.keep_it_below` is refunded without being sent back (shipping
 it back would cost more than it is worth: "keep it"); any other item is shipped back with a return label.
-This skill explains the route; the return itself (return_delivered_order_items) is written only after the
-shopper confirms the listed details, by the confirmation flow.
+This skill explains the route, then collects what policy.md asks for: the items (buttons, or the names in the
+shopper's words) and the refund method (the order's original method or one of the shopper's gift cards,
+SEMANTICS.md). The return itself (return_delivered_order_items) is written only after the shopper confirms
+the listed details (core.confirm).
 """
 
 from __future__ import annotations
@@ -12,11 +14,23 @@ from decimal import Decimal
 from enum import StrEnum
 from typing import Any
 
+from core.confirm import ask_to_confirm, register_done_text
 from core.message import Button, Reply
+from core.skills import flow
 from core.skills.base import SkillContext
+from core.skills.choices import (
+    choose_method_buttons,
+    chosen_method,
+    item_label,
+    items_text,
+    method_label,
+    sentences,
+    user_method,
+)
 from core.skills.orders import EXPECTING, ask_to_sign_in, items_total, signed_in_user
 
 ORDERS_OFFERED = 3
+INTENT = "return_request"
 
 
 class ReturnRoute(StrEnum):
@@ -35,12 +49,16 @@ def route_items(items: list[dict[str, Any]], keep_it_below: Decimal) -> dict[Ret
     return routes
 
 
-def _mentioned(ctx: SkillContext, items: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """The items the shopper names (by the product entity or the product's name in the text), else all."""
+def _named(ctx: SkillContext, items: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The items the shopper names (by the product entity or the product's name in the text)."""
     wanted = (ctx.understanding.entity("product") or "").lower()
     text = ctx.text.lower()
-    named = [i for i in items if (wanted and wanted in i["name"].lower()) or i["name"].lower() in text]
-    return named or items
+    return [i for i in items if (wanted and wanted in i["name"].lower()) or i["name"].lower() in text]
+
+
+def _mentioned(ctx: SkillContext, items: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The items the shopper names, else all."""
+    return _named(ctx, items) or items
 
 
 def explain_routes(ctx: SkillContext, order: dict[str, Any]) -> str:
@@ -75,7 +93,9 @@ async def return_request(ctx: SkillContext) -> list[Reply]:
             "account.", threshold=threshold))
     ctx.session.slots.pop(EXPECTING, None)
     user = ctx.commerce.get_user_details(user_id)
-    order_id = ctx.understanding.entity("order_id")
+    asked = flow.resume(ctx, INTENT)
+    data = asked.data if asked else {}
+    order_id = ctx.understanding.entity("order_id") or data.get("order_id")
     if not order_id:
         delivered = [oid for oid in reversed(user["orders"])
                      if ctx.commerce.get_order_details(oid)["status"] == "delivered"][:ORDERS_OFFERED]
@@ -91,4 +111,90 @@ async def return_request(ctx: SkillContext) -> list[Reply]:
     if order["status"] != "delivered":
         return [Reply(text=t("Order {order_id} hasn't been delivered, so it can't be returned yet. An order "
                              "awaiting shipment can be cancelled instead.", order_id=order_id))]
-    return [Reply(text=t("Order {order_id}:", order_id=order_id) + "\n" + explain_routes(ctx, order))]
+    if asked is not None and asked.step == "items":
+        return _after_items(ctx, user, order, _chosen_items(ctx, order, data))
+    if asked is not None and asked.step == "method":
+        return _confirm(ctx, user, order, list(data.get("item_ids") or []), chosen_method(ctx, data))
+    explained = Reply(text=t("Order {order_id}:", order_id=order_id) + "\n" + explain_routes(ctx, order))
+    named = _named(ctx, order["items"])
+    if named or len(order["items"]) == 1:
+        return [explained, *_after_items(ctx, user, order, [i["item_id"] for i in named or order["items"]])]
+    return [explained, ask_items(ctx, order)]
+
+
+def ask_items(ctx: SkillContext, order: dict[str, Any]) -> Reply:
+    t = ctx.t
+    options = {t("All items"): [i["item_id"] for i in order["items"]]}
+    options.update({item_label(t, i): [i["item_id"]] for i in order["items"]})
+    flow.ask(ctx, INTENT, "items", {"order_id": order["order_id"], "options": options}, options)
+    return Reply(text=t("Which items would you like to return? Tap one, or name them."),
+                 buttons=tuple(Button(label, label) for label in options))
+
+
+def _chosen_items(ctx: SkillContext, order: dict[str, Any], data: dict[str, Any]) -> list[str]:
+    wanted = ctx.text.strip().casefold()
+    for label, ids in dict(data.get("options") or {}).items():
+        if label.casefold() == wanted:
+            return list(ids)
+    return [i["item_id"] for i in _named(ctx, order["items"])]
+
+
+def _after_items(ctx: SkillContext, user: dict[str, Any], order: dict[str, Any], item_ids: list[str]) -> list[Reply]:
+    """The items are known: ask for the refund method when there is a choice, else list the return to confirm."""
+    if not item_ids:
+        return [ask_items(ctx, order)]
+    original = order["payment_history"][0]["payment_method_id"]
+    methods = [original] + [mid for mid, m in user["payment_methods"].items()
+                            if m["source"] == "gift_card" and mid != original]
+    if len(methods) == 1:
+        return _confirm(ctx, user, order, item_ids, original)
+    labels = {mid: method_label(ctx, user_method(ctx, user, mid)) for mid in methods}
+    return choose_method_buttons(ctx, INTENT, "method", {"order_id": order["order_id"], "item_ids": item_ids},
+                                 labels, ctx.t("Where should the refund go: back to the original payment method, "
+                                               "or to a gift card?"))
+
+
+def _confirm(ctx: SkillContext, user: dict[str, Any], order: dict[str, Any], item_ids: list[str],
+             method_id: str | None) -> list[Reply]:
+    t = ctx.t
+    if method_id is None or not item_ids:
+        return _after_items(ctx, user, order, item_ids)
+    items = _items(order, item_ids)
+    summary = "\n".join([
+        t("Return from order {order_id}: {items}.", order_id=order["order_id"], items=items_text(t, items)),
+        t("Refund: {amount} to your {method}.", amount=t.money(items_total(items), ctx.shop.currency),
+          method=method_label(ctx, user_method(ctx, user, method_id))),
+    ])
+    args = {"order_id": order["order_id"], "item_ids": item_ids, "payment_method_id": method_id}
+    return [ask_to_confirm(ctx, "return_delivered_order_items", args, summary)]
+
+
+def _items(order: dict[str, Any], item_ids: list[str]) -> list[dict[str, Any]]:
+    """The order's items for these ids (an id listed twice is two items)."""
+    wanted = list(item_ids)
+    found = []
+    for item in order["items"]:
+        if item["item_id"] in wanted:
+            wanted.remove(item["item_id"])
+            found.append(item)
+    return found
+
+
+def return_requested(ctx: SkillContext, args: dict[str, Any], order: dict[str, Any]) -> list[Reply]:
+    """After the write: what the shopper keeps, what goes back, when the refund comes."""
+    t, cur = ctx.t, ctx.shop.currency
+    routes = route_items(_items(order, args["item_ids"]), Decimal(str(ctx.shop.returns.keep_it_below)))
+    lines = [t("Done: the return for order {order_id} is requested.", order_id=order["order_id"])]
+    if routes[ReturnRoute.KEEP_IT]:
+        lines.append(t("You can keep {items}; the refund of {refund} is on its way.",
+                       items=t(", ").join(i["name"] for i in routes[ReturnRoute.KEEP_IT]),
+                       refund=t.money(items_total(routes[ReturnRoute.KEEP_IT]), cur)))
+    if routes[ReturnRoute.SHIP_BACK]:
+        lines.append(t("You'll get an email with the free return label for {items}; the refund of {refund} is paid "
+                       "once they reach our warehouse.",
+                       items=t(", ").join(i["name"] for i in routes[ReturnRoute.SHIP_BACK]),
+                       refund=t.money(items_total(routes[ReturnRoute.SHIP_BACK]), cur)))
+    return [Reply(text=sentences(t, lines))]
+
+
+register_done_text("return_delivered_order_items", return_requested)

@@ -1,0 +1,40 @@
+"""Finding the signed-in shopper's orders by what they say: a product they bought ("where are my running
+shoes?", "我买的跑鞋到哪了") or the last 4 digits of their phone ("尾号6236的订单").
+
+Only ever among the shopper's own orders: a product name filters their orders; a phone tail is checked
+against their own numbers (core.commerce.phones) and finds nothing for anyone else's number.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+from typing import Any
+
+from core.commerce.phones import phone_book
+from core.commerce.products import ProductInfo, knowledge
+from core.skills.base import SkillContext
+
+
+@dataclass(frozen=True, slots=True)
+class ProductLookup:
+    products: tuple[ProductInfo, ...]  # what the shopper named
+    orders: tuple[dict[str, Any], ...]  # their orders holding any of them, newest first
+
+
+def named_products(ctx: SkillContext) -> tuple[ProductInfo, ...]:
+    """The products the message names (the NLU's `product` entity first, then the words themselves)."""
+    kb = knowledge()
+    entity = ctx.understanding.entity("product")
+    found = kb.find(entity) if entity else []
+    return tuple(found or kb.find(ctx.text))
+
+
+def orders_holding(ctx: SkillContext, order_ids: Iterable[str], products: tuple[ProductInfo, ...]) -> ProductLookup:
+    names = {p.name for p in products}
+    orders = [ctx.commerce.get_order_details(oid) for oid in reversed(list(order_ids))]
+    return ProductLookup(products, tuple(o for o in orders if any(i["name"] in names for i in o["items"])))
+
+
+def owns_phone_tail(user_id: str, tail: str) -> bool:
+    return phone_book().owns_tail(user_id, tail)
