@@ -57,11 +57,19 @@ class KeywordRouter:
     name = "keyword"
     degraded = False
 
-    def __init__(self) -> None:
+    def __init__(self, cache_entries: int = 10_000) -> None:
         self._patterns = tuple((intent, re.compile("|".join(alternatives), re.I)) for intent, alternatives in _KEYWORDS)
+        # Shoppers repeat themselves ("在吗", "where is my order"): the same text, the same (immutable) result.
+        self._recent: dict[str, NluResult] = {}
+        self.cache_entries = cache_entries
 
     async def parse(self, text: str, locale: str) -> NluResult:
-        return self.parse_now(text)
+        result = self._recent.get(text)
+        if result is None:
+            result = self._recent[text] = self.parse_now(text)
+            if len(self._recent) > self.cache_entries:
+                del self._recent[next(iter(self._recent))]  # the oldest entry
+        return result
 
     def parse_now(self, text: str) -> NluResult:
         entities = extract_entities(text)

@@ -162,6 +162,10 @@ def main() -> None:
         config.write_text(json.dumps({
             "redis": {"url": redis_url}, "log_level": "WARNING",
             "demo_store": {"source": str(SHARED_DB), "data_dir": str(work / "var")},
+            # Bot turns are what this measures. With the default (2 unanswerable messages in a row go to a
+            # human), the mix's unanswerable question would hand about half the simulated shoppers to the
+            # agent console within the run, and later rounds would time the console's path instead.
+            "escalation": {"low_confidence_turns": 0},
         }))
         python = sys.executable
         base_port, hub_port = free_port(), free_port()

@@ -29,6 +29,7 @@ import orjson
 import redis.asyncio as aioredis
 from redis.exceptions import RedisError
 
+from core.redis_pipe import PipelinedRedis, ReplyError
 from core.sessions import StoreUnavailable
 
 T = TypeVar("T")
@@ -271,8 +272,9 @@ class RedisBook:
     name = "redis"
 
     def __init__(self, client: aioredis.Redis, prefix: str = "kefu:", timeout_s: float = 1.0,
-                 bulk_timeout_s: float = 30.0) -> None:
+                 bulk_timeout_s: float = 30.0, pipe: PipelinedRedis | None = None) -> None:
         self.client = client
+        self.pipe = pipe  # the sessions' pipelined connection: the per-turn contact upkeep goes through it
         self.p = f"{prefix}push:"
         self.timeout_s = timeout_s
         self.bulk_timeout_s = bulk_timeout_s
@@ -285,12 +287,14 @@ class RedisBook:
                 return await call
         except TimeoutError as exc:
             raise StoreUnavailable("the push book did not answer in time") from exc
-        except (RedisError, OSError) as exc:
+        except (RedisError, ReplyError, OSError) as exc:
             raise StoreUnavailable(str(exc)) from exc
 
     async def touch(self, customer_id: str, contact: Contact) -> None:
-        await self._do(self.client.hset(f"{self.p}contact", f"{customer_id}{SEP}{contact.channel}",
-                                        contact.to_bytes()))
+        key, field = f"{self.p}contact", f"{customer_id}{SEP}{contact.channel}"
+        hset = self.pipe.call("HSET", key, field, contact.to_bytes()) if self.pipe else self.client.hset(
+            key, field, contact.to_bytes())
+        await self._do(hset)
 
     async def contacts(self) -> dict[str, list[Contact]]:
         raw = await self._do(self.client.hgetall(f"{self.p}contact"), bulk=True)

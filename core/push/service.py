@@ -203,7 +203,7 @@ def build_push_service(config: Config, store: SessionStore, commerce: CommerceBa
     geo: GeoIndex
     job_store: Callable[[], BaseJobStore] = MemoryJobStore
     if isinstance(store, RedisStore):
-        book = RedisBook(store.client, prefix, timeout_s=config.redis.timeout_s)
+        book = RedisBook(store.client, prefix, timeout_s=config.redis.timeout_s, pipe=store.pipe)
         geo = RedisGeoIndex(store.client, f"{prefix}push:stores")
         url, timeout = config.redis.url, config.redis.timeout_s
 
