@@ -21,7 +21,7 @@ _KEYWORDS: tuple[tuple[str, tuple[str, ...]], ...] = (
     ("refund_status", (r"退款.*(?:到账|进度|状态|多久|没到)", r"refund status|where is my refund",
                        r"返金.*(?:状況|まだ)", r"حالة الاسترداد")),
     ("return_request", (r"退货|退款|退钱", r"return|refund", r"返品|返金", r"إرجاع|استرداد")),
-    ("exchange_request", (r"换货|换个|换尺码", r"exchange|swap", r"交換", r"استبدال")),
+    ("exchange_request", (r"换货|换个(?!.{0,4}(?:支付|付款))|换尺码", r"exchange|swap", r"交換", r"استبدال")),
     ("order_cancel", (r"取消订单|不要了", r"cancel", r"キャンセル", r"إلغاء")),
     ("order_modify", (r"改.{0,16}地址|修改订单|改订单|地址改|默认地址|[改换].{0,10}(?:支付|付款)方式"
                       r"|改.{0,6}(?:尺码|颜色|款式)",

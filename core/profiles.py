@@ -37,7 +37,7 @@ TAGS: dict[str, tuple[frozenset[str], re.Pattern[str]]] = {
 EMOTION_WEIGHT = 40.0
 VIP_BONUS = 25.0
 ORDER_VALUE_MAX = 20.0  # log-scaled: about 10 for a 300 order, 20 from 10,000 up
-REASON_BONUS = {"complaint": 10.0, "emotion": 5.0, "human_agent": 5.0, "vip": 5.0}
+REASON_BONUS = {"complaint": 10.0, "emotion": 5.0, "human_agent": 5.0, "llm_transfer": 5.0, "vip": 5.0}
 AGING_PER_MINUTE = 2.0
 
 

@@ -49,7 +49,7 @@ class Ticket:
     id: str
     customer_id: str
     opened_at: float
-    reason: str  # human_agent, complaint, emotion, low_confidence, vip
+    reason: str  # human_agent, complaint, emotion, low_confidence, vip, llm_transfer (the LLM agent asked)
     locale: str
     channel: str
     question: str  # the message that led to the hand-over

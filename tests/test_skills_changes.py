@@ -258,3 +258,19 @@ async def test_change_without_an_order_number_offers_the_pending_orders(web_hub:
     assert payloads(choose) == ["Change #W3062096"]
     picked = await say(client, user, "Change #W3062096")  # what to change was kept with the question
     assert picked["replies"][-1]["text"] == "What is the street address (house number and street)?"
+
+
+async def test_payment_change_zh(web_hub: tuple[TestClient, Hub]) -> None:
+    client, hub = web_hub
+    user = "omar_johnson_2562"
+    asked = await say(client, user, "订单W8797321换个支付方式")
+    assert payloads(asked) == ["PayPal"]
+    listed = await say(client, user, "PayPal")
+    assert "W8797321" in listed["replies"][0]["text"] and "PayPal" in listed["replies"][0]["text"]
+    assert len(hub.engine.commerce.get_order_details("#W8797321")["payment_history"]) == 1, (
+        "nothing is written before the yes")
+    done = await say(client, user, "好的")
+    assert "PayPal" in done["replies"][0]["text"]
+    payments = [p for p in hub.engine.commerce.get_order_details("#W8797321")["payment_history"]
+                if p["transaction_type"] == "payment"]
+    assert payments[-1]["payment_method_id"] == "paypal_6053880"

@@ -16,7 +16,7 @@ from core.locale import Translator
 from core.message import Button, Reply
 from core.skills import flow
 from core.skills.base import SkillContext
-from core.skills.orders import _STATUS_TEXT as STATUS_TEXT  # the shopper-facing order statuses
+from core.skills.orders import STATUS_TEXT  # the shopper-facing order statuses
 
 ORDERS_OFFERED = 3
 

@@ -25,7 +25,7 @@ STORE_USER = "store_user_id"
 EXPECTING = "expecting"
 RECENT_ORDERS_SHOWN = 3
 
-_STATUS_TEXT = {
+STATUS_TEXT = {
     "pending": N_("awaiting shipment"),
     "pending (item modified)": N_("awaiting shipment (items changed)"),
     "processed": N_("shipped"),
@@ -72,7 +72,7 @@ def ask_to_sign_in(ctx: SkillContext, intent: str, ask: str) -> list[Reply]:
 
 def describe_order(ctx: SkillContext, order: dict[str, Any]) -> str:
     t = ctx.t
-    status = t(_STATUS_TEXT.get(order["status"], order["status"]))
+    status = t(STATUS_TEXT.get(order["status"], order["status"]))
     items = t(", ").join(item["name"] for item in order["items"])
     total = t.money(order_total(order), ctx.shop.currency)
     text = t("Order {order_id}: {status}. Items: {items}. Total: {total}.", order_id=order["order_id"],
