@@ -82,6 +82,7 @@ def store_settings(config: Config) -> StoreSettings:
     return StoreSettings(
         session_ttl_s=s.ttl_s, lock_ttl_s=s.lock_ttl_s, lock_wait_s=s.lock_wait_s, dedup_ttl_s=s.dedup_ttl_s,
         pending_claim_ttl_s=s.pending_claim_ttl_s, unknown_queue_max=s.unknown_queue_max,
+        history_turns=s.history_turns,
     )
 
 

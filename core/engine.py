@@ -189,7 +189,7 @@ class Engine:
         elapsed = time.perf_counter() - started
         self.metrics.observe_stages(stages)
         self.metrics.turn_seconds.observe(elapsed)
-        self.metrics.turns.labels(message.channel, result.route).inc()
+        self.metrics.count_turn(message.channel, result.route)
         if events.isEnabledFor(logging.INFO):
             events.info("turn channel=%s customer=%s route=%s intent=%s ms=%.2f", message.channel,
                         turn.customer_id, result.route, result.intent, elapsed * 1000)

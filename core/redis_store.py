@@ -2,6 +2,7 @@
 
 Keys (under a prefix, `kefu:` by default):
   s:<customer>        session (JSON)           lock:<customer>  turn lock (token)
+  h:<customer>        its history (list of JSON rows, bounded: a turn appends its entries)
   dedup:<chan:msgid>  "pending" or "done"       id:<chan:user>   customer id when linked
   members:<customer>  channel users linked      phone:<digest>   customer owning a verified phone
   phones:<customer>   phone digests it owns
@@ -48,15 +49,23 @@ local cid = redis.call('GET', p .. 'id:' .. ARGV[2]) or ARGV[2]
 if not redis.call('SET', p .. 'lock:' .. cid, ARGV[5], 'NX', 'PX', ARGV[6]) then
   return {'locked', cid}
 end
-return {'ok', cid, redis.call('GET', p .. 's:' .. cid) or ''}
+return {'ok', cid, redis.call('GET', p .. 's:' .. cid) or '', redis.call('LRANGE', p .. 'h:' .. cid, 0, -1)}
 """
 
-# ARGV: prefix, customer, token, session, session ttl s, dedup key or '', dedup ttl s
+# ARGV: prefix, customer, token, session head, session ttl s, dedup key or '', dedup ttl s,
+#       history bound (entries), '1' to rewrite the history or '0' to append, history rows...
 _CLOSE_TURN = """
 local p = ARGV[1]
 local lock = p .. 'lock:' .. ARGV[2]
 if redis.call('GET', lock) ~= ARGV[3] then return 0 end
 redis.call('SET', p .. 's:' .. ARGV[2], ARGV[4], 'EX', ARGV[5])
+local h = p .. 'h:' .. ARGV[2]
+if ARGV[9] == '1' then redis.call('DEL', h) end
+if #ARGV > 9 then
+  redis.call('RPUSH', h, unpack(ARGV, 10))
+  redis.call('LTRIM', h, -tonumber(ARGV[8]), -1)
+end
+redis.call('EXPIRE', h, ARGV[5])
 redis.call('DEL', lock)
 if ARGV[6] ~= '' then redis.call('SET', p .. 'dedup:' .. ARGV[6], 'done', 'EX', ARGV[7]) end
 return 1
@@ -155,7 +164,8 @@ class RedisStore:
             if status == b"locked":
                 return "locked", None
             customer_id = result[1].decode()
-            return "done", OpenTurn(customer_id, Session.from_bytes(customer_id, result[2]), token, dedup_key)
+            session = Session.from_parts(customer_id, result[2], result[3])
+            return "done", OpenTurn(customer_id, session, token, dedup_key)
 
         try:
             return await wait_for_lock(attempt, s.lock_wait_s)
@@ -164,9 +174,11 @@ class RedisStore:
             raise
 
     async def close_turn(self, turn: OpenTurn, session: Session) -> None:
+        head, rows, rewrite = session.to_parts()
         saved = await self._script(
-            _CLOSE_TURN, self.prefix, turn.customer_id, turn.lock_token, session.to_bytes(),
+            _CLOSE_TURN, self.prefix, turn.customer_id, turn.lock_token, head,
             self.settings.session_ttl_s, turn.dedup_key or "", self.settings.dedup_ttl_s,
+            2 * self.settings.history_turns, "1" if rewrite else "0", *rows,
         )
         if not saved:
             raise LockLost(turn.customer_id)
@@ -185,10 +197,13 @@ class RedisStore:
 
     async def load(self, customer_id: str) -> Session:
         try:
-            data = await self.client.get(f"{self.prefix}s:{customer_id}")
+            async with self.client.pipeline(transaction=True) as pipe:
+                pipe.get(f"{self.prefix}s:{customer_id}")
+                pipe.lrange(f"{self.prefix}h:{customer_id}", 0, -1)
+                head, rows = await pipe.execute()
         except (RedisError, OSError) as exc:
             raise StoreUnavailable(str(exc)) from exc
-        return Session.from_bytes(customer_id, data)
+        return Session.from_parts(customer_id, head, rows)
 
     async def resolve(self, channel_user_key: str) -> str:
         try:
@@ -219,9 +234,15 @@ class RedisStore:
             try:
                 members = {m.decode() for m in await self.client.smembers(f"{p}members:{absorb}")} or {absorb}
                 phones = [d.decode() for d in await self.client.smembers(f"{p}phones:{absorb}")]
+                head, rows, _ = merged.to_parts()  # a merged session is written whole
+                ttl = self.settings.session_ttl_s
                 async with self.client.pipeline(transaction=True) as pipe:
-                    pipe.set(f"{p}s:{keep}", merged.to_bytes(), ex=self.settings.session_ttl_s)
-                    pipe.delete(f"{p}s:{absorb}", f"{p}members:{absorb}", f"{p}phones:{absorb}")
+                    pipe.set(f"{p}s:{keep}", head, ex=ttl)
+                    pipe.delete(f"{p}h:{keep}")
+                    if rows:
+                        pipe.rpush(f"{p}h:{keep}", *rows)
+                        pipe.expire(f"{p}h:{keep}", ttl)
+                    pipe.delete(f"{p}s:{absorb}", f"{p}h:{absorb}", f"{p}members:{absorb}", f"{p}phones:{absorb}")
                     for member in members:
                         pipe.set(f"{p}id:{member}", keep)
                     pipe.sadd(f"{p}members:{keep}", keep, *members)

@@ -25,4 +25,6 @@ def render(reply: Reply, caps: Capabilities) -> Reply:
         if image.url:
             text = f"{text}\n{image.url}" if text else image.url
         image = None
+    if text is reply.text and buttons is reply.buttons and card is reply.card and image is reply.image:
+        return reply  # nothing to fold: the channel shows it as it is
     return replace(reply, text=text, buttons=buttons, card=card, image=image)

@@ -85,6 +85,8 @@ class Session:
     __slots__ = (
         "_built",
         "_entries",
+        "_fresh",
+        "_rewrite",
         "customer_id",
         "handoff",
         "locale",
@@ -102,6 +104,10 @@ class Session:
         self.customer_id = customer_id
         self._entries: list[Any] = history if history is not None else []  # HistoryEntry or stored rows
         self._built = True  # every item of _entries is a HistoryEntry
+        # For stores that keep history as a list (RedisStore): entries appended since the load, or the whole
+        # history to be written again (a new or merged session, or one stored the old way).
+        self._fresh = 0
+        self._rewrite = True
         self.slots = slots if slots is not None else {}
         self.locale = locale
         self.handoff = handoff if handoff is not None else Handoff()
@@ -118,24 +124,43 @@ class Session:
 
     @history.setter
     def history(self, entries: list[HistoryEntry]) -> None:
-        self._entries, self._built = entries, True
+        self._entries, self._built, self._rewrite = entries, True, True
 
     def remember(self, entry: HistoryEntry, limit: int) -> None:
         """Append to history, keeping the last `limit` shopper/bot exchanges."""
         entries = self._entries
         entries.append(entry)
+        self._fresh += 1
         overflow = len(entries) - 2 * limit
         if overflow > 0:
             del entries[:overflow]
 
     def to_bytes(self) -> bytes:
         # History entries as arrays, not objects: a third smaller, and 4x faster both ways.
-        return orjson.dumps({
-            "history": [(e.role, e.text, e.channel, e.at, e.intent) if isinstance(e, HistoryEntry) else e
-                        for e in self._entries],
-            "slots": self.slots, "locale": self.locale, "handoff": self.handoff, "pending": self.pending,
-            "low_confidence_streak": self.low_confidence_streak, "updated_at": self.updated_at,
-        })
+        return orjson.dumps({"history": [_row(e) for e in self._entries], **self._head()})
+
+    def _head(self) -> dict[str, Any]:
+        return {"slots": self.slots, "locale": self.locale, "handoff": self.handoff, "pending": self.pending,
+                "low_confidence_streak": self.low_confidence_streak, "updated_at": self.updated_at}
+
+    def to_parts(self) -> tuple[bytes, list[bytes], bool]:
+        """For a store keeping history as a list: the session without history, the history rows to append
+        (all of them when `rewrite`), and `rewrite`. A turn sends its two new entries, not the whole history."""
+        entries = self._entries if self._rewrite else self._entries[max(0, len(self._entries) - self._fresh):]
+        return orjson.dumps(self._head()), [orjson.dumps(_row(e)) for e in entries], self._rewrite
+
+    @classmethod
+    def from_parts(cls, customer_id: str, head: bytes | None, rows: list[bytes]) -> Session:
+        """The session `to_parts` stored: its head (or a whole session stored before history became a list)
+        and its history rows, oldest first."""
+        session = cls.from_bytes(customer_id, head)
+        if rows and not session._entries:
+            session._entries = orjson.loads(b"[" + b",".join(rows) + b"]")
+            session._built = False
+            session._rewrite = False
+        elif head and not session._entries:
+            session._rewrite = False  # an empty history, already stored as a list
+        return session
 
     @classmethod
     def from_bytes(cls, customer_id: str, data: bytes | str | None) -> Session:
@@ -156,6 +181,13 @@ class Session:
         )
         session._built = not session._entries
         return session
+
+
+def _row(entry: HistoryEntry | list[Any] | dict[str, Any]) -> Any:
+    """A history entry as stored: a row."""
+    if isinstance(entry, HistoryEntry):
+        return (entry.role, entry.text, entry.channel, entry.at, entry.intent)
+    return entry if isinstance(entry, list) else _row(_entry(entry))
 
 
 def _entry(stored: list[Any] | dict[str, Any]) -> HistoryEntry:
@@ -181,6 +213,7 @@ class StoreSettings:
     dedup_ttl_s: int = 24 * 3600
     pending_claim_ttl_s: int = 90
     unknown_queue_max: int = 10_000
+    history_turns: int = 20  # shopper/bot exchanges kept (Session.remember bounds it the same way)
 
 
 SessionMerge = Callable[[Session, Session], Session]

@@ -45,15 +45,27 @@ def _trie(words: Iterable[str]) -> str:
     return emit(root)
 
 
-def _keyword_pattern(words: Iterable[str]) -> re.Pattern[str] | None:
-    words = {w.casefold() for w in words}
-    latin = {w for w in words if re.search(r"[a-z]", w)}
-    parts = []
-    if latin:  # Latin keywords as whole words ("vitamin" not in "vitamins" unless listed)
-        parts.append(rf"(?<![A-Za-z]){_trie(latin)}(?![A-Za-z])")
-    if words - latin:  # other scripts anywhere
-        parts.append(_trie(words - latin))
-    return re.compile("|".join(parts), re.IGNORECASE) if parts else None
+class KeywordSearch:
+    """Whether a text holds any of some keywords: Latin ones as whole words ("vitamin" not in "vitamins"
+    unless listed), others anywhere, case-insensitively.
+
+    Two patterns over the casefolded text: one case-insensitive pattern with its look-behind cost 20 us
+    on a 150-character reply, these two 3 us (every reply of every turn is checked).
+    """
+
+    def __init__(self, words: Iterable[str]) -> None:
+        folded = {w.casefold() for w in words}
+        latin = {w for w in folded if re.search(r"[a-z]", w)}
+        self._latin = re.compile(rf"(?<![a-z]){_trie(latin)}(?![a-z])") if latin else None
+        self._other = re.compile(_trie(folded - latin)) if folded - latin else None
+
+    def __bool__(self) -> bool:
+        return self._latin is not None or self._other is not None
+
+    def search(self, text: str) -> bool:
+        folded = text.casefold()
+        return bool((self._other is not None and self._other.search(folded))
+                    or (self._latin is not None and self._latin.search(folded)))
 
 
 class Shaper:
@@ -61,10 +73,10 @@ class Shaper:
 
     def __init__(self, packs: PackSet) -> None:
         self.packs = packs
-        self._health = _keyword_pattern(packs.health_keywords)
+        self._health = KeywordSearch(packs.health_keywords)
 
     def concerns_health(self, *texts: str) -> bool:
-        return self._health is not None and any(self._health.search(t) for t in texts if t)
+        return bool(self._health) and any(self._health.search(t) for t in texts if t)
 
     @staticmethod
     def shape_text(pack: Pack, text: str) -> str:

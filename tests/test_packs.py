@@ -9,7 +9,7 @@ import yaml
 
 from core.config import PROJECT_ROOT
 from core.packs import PackError, PackSet, load_pack
-from core.shaping import LlmCheck, Shaper, StreamPolisher
+from core.shaping import KeywordSearch, LlmCheck, Shaper, StreamPolisher
 
 PACKS = PROJECT_ROOT / "locales" / "packs"
 LOCALES = ("zh-CN", "en", "ja", "ar")
@@ -140,3 +140,12 @@ def test_llm_answers_are_clean_polished_or_sent_back(packs: PackSet) -> None:
     assert polished.findings
     assert LlmCheck.of(ja, "明日届くと思う。").action == "regenerate", "a plain verb a rewrite cannot fix"
     assert "plain_form" in ja.regenerate_instruction(LlmCheck.of(ja, "明日届くと思う。").findings)
+
+
+def test_keyword_search_latin_whole_words_other_scripts_anywhere() -> None:
+    keywords = KeywordSearch(["Vitamin", "fish oil", "保健品", "サプリ", "مكمل"])
+    assert keywords.search("Is this VITAMIN safe?") and keywords.search("some fish oil, please")
+    assert not keywords.search("vitamins") and not keywords.search("multivitamin") and not keywords.search("fish")
+    assert keywords.search("这个保健品怎么吃") and keywords.search("サプリメント")
+    assert keywords.search("هل هذا مكمل غذائي")
+    assert not KeywordSearch([]) and not keywords.search("")

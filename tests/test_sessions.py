@@ -5,12 +5,13 @@ from __future__ import annotations
 import asyncio
 from collections.abc import AsyncIterator
 
+import orjson
 import pytest
 
 from core.identity import Identity, phone_digest
 from core.message import ChannelUser
 from core.redis_store import RedisStore
-from core.sessions import HistoryEntry, LockTimeout, MemoryStore, SessionStore, StoreSettings
+from core.sessions import HistoryEntry, LockTimeout, MemoryStore, Session, SessionStore, StoreSettings
 from tests.conftest import REDIS_URL, RedisServer
 from tests.support.tcp_proxy import CountingProxy
 
@@ -142,3 +143,41 @@ async def test_redis_turn_is_one_round_trip_each_way(private_redis: RedisServer)
         assert after_open - before == 1, "open = claim + identity + lock + load in one round trip"
         assert proxy.requests - after_open == 1, "close = save + unlock + claim done in one round trip"
         await store.close()
+
+
+async def test_history_is_appended_turn_by_turn_and_stays_bounded(store: SessionStore) -> None:
+    for i in range(25):
+        turn = await store.open_turn("web:ann", None)
+        assert turn is not None
+        turn.session.remember(HistoryEntry("shopper", f"q{i}", "web", float(i)), limit=FAST.history_turns)
+        turn.session.remember(HistoryEntry("bot", f"a{i}", "web", float(i), "greet"), limit=FAST.history_turns)
+        await store.close_turn(turn, turn.session)
+    history = (await store.load("web:ann")).history
+    assert len(history) == 2 * FAST.history_turns
+    assert (history[0].text, history[-1].text, history[-1].intent) == ("q5", "a24", "greet")
+
+
+def test_a_loaded_session_sends_only_its_new_entries() -> None:
+    rows = [orjson.dumps(["shopper", f"q{i}", "web", float(i), None]) for i in range(40)]
+    session = Session.from_parts("web:ann", orjson.dumps({"slots": {"a": 1}}), rows)
+    session.remember(HistoryEntry("shopper", "new", "web", 50.0), limit=20)
+    head, fresh, rewrite = session.to_parts()
+    assert (orjson.loads(head)["slots"], [orjson.loads(r)[1] for r in fresh], rewrite) == ({"a": 1}, ["new"], False)
+    assert [e.text for e in session.history][:2] == ["q1", "q2"], "bounded like the store's list"
+
+
+async def test_a_session_stored_whole_is_read_then_kept_in_the_list_layout(redis_prefix: str) -> None:
+    store = RedisStore.from_url(REDIS_URL, FAST, prefix=redis_prefix)
+    whole = {"history": [{"role": "shopper", "text": "你好", "channel": "web", "at": 1.0, "intent": None}],
+             "slots": {"a": 1}, "locale": "zh-CN", "handoff": {"state": "bot"}, "pending": None,
+             "low_confidence_streak": 0, "updated_at": 1.0}
+    await store.client.set(f"{redis_prefix}s:web:ann", orjson.dumps(whole))  # as sessions were stored before
+    turn = await store.open_turn("web:ann", None)
+    assert turn is not None and [h.text for h in turn.session.history] == ["你好"]
+    turn.session.remember(HistoryEntry("bot", "您好", "web", 2.0, "greet"), limit=20)
+    await store.close_turn(turn, turn.session)
+    assert b"history" not in await store.client.get(f"{redis_prefix}s:web:ann")
+    assert await store.client.llen(f"{redis_prefix}h:web:ann") == 2
+    loaded = await store.load("web:ann")
+    assert ([h.text for h in loaded.history], loaded.slots, loaded.locale) == (["你好", "您好"], {"a": 1}, "zh-CN")
+    await store.close()
