@@ -5,7 +5,7 @@ per request, under the same load, on the same machine, and prints both and their
 
 Two loads, both driven by wrk (a C load generator, so the client costs little CPU):
   saturation  closed loop, --connections in flight: turns/s the process can take
-  shoppers    --shoppers connections, each pausing --think-ms between messages: the latency
+  shoppers    --shoppers connections, each pausing 0 to 2x --think-ms (at random) between messages: the latency
               a shopper sees when the hub is busy but not overloaded
 
 Usage:  .venv/bin/python scripts/bench_engine.py [--duration 10] [--shoppers 100] [--think-ms 100]
@@ -46,7 +46,8 @@ response = function(status, headers, body)
   if status ~= 200 then lines[#lines + 1] = status end
 end
 if think > 0 then
-  delay = function() return think end
+  -- shoppers pause 0 to 2x think ms (mean: think): with one fixed pause they would all type in lockstep
+  delay = function() return math.random(0, 2 * think) end
 end
 done = function(summary, latency, requests)
   io.write(string.format('RESULT {"requests": %%d, "seconds": %%f, "p50_ms": %%f, "p99_ms": %%f, "errors": %%d}\\n',
