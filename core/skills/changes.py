@@ -21,7 +21,7 @@ from core.message import Button, Reply
 from core.skills import flow
 from core.skills.base import SkillContext
 from core.skills.choices import items_text, pick_order, refund_lines, sentences, status_text
-from core.skills.orders import EXPECTING, ask_to_sign_in, signed_in_user
+from core.skills.orders import signed_in_account
 
 INTENT = "order_cancel"
 NO_LONGER_NEEDED, BY_MISTAKE = CANCEL_REASONS
@@ -52,12 +52,11 @@ def refunds_of(order: dict[str, Any]) -> dict[str, Decimal]:
 
 async def order_cancel(ctx: SkillContext) -> list[Reply]:
     t = ctx.t
-    user_id = signed_in_user(ctx)
-    if user_id is None:
-        return ask_to_sign_in(ctx, INTENT, t("To cancel an order I need to know who you are: please send me the "
+    account = signed_in_account(ctx, INTENT, t("To cancel an order I need to know who you are: please send me the "
                                              "email address of your account."))
-    ctx.session.slots.pop(EXPECTING, None)
-    user = ctx.commerce.get_user_details(user_id)
+    if account.user is None:
+        return account.replies
+    user = account.user
     asked = flow.resume(ctx, INTENT)
     data = asked.data if asked else {}
     picked = pick_order(

@@ -11,7 +11,7 @@ from core.message import Reply
 from core.skills import flow
 from core.skills.base import SkillContext
 from core.skills.choices import pick_order, status_text
-from core.skills.orders import EXPECTING, ask_to_sign_in, signed_in_user
+from core.skills.orders import signed_in_account
 from core.skills.swaps import swap_items
 
 INTENT = "exchange_request"
@@ -19,13 +19,12 @@ INTENT = "exchange_request"
 
 async def exchange_request(ctx: SkillContext) -> list[Reply]:
     t = ctx.t
-    user_id = signed_in_user(ctx)
-    if user_id is None:
-        return ask_to_sign_in(ctx, INTENT, t("Delivered items can be exchanged for another size, colour or "
+    account = signed_in_account(ctx, INTENT, t("Delivered items can be exchanged for another size, colour or "
                                              "version of the same product. To start, please send me the email "
                                              "address of your account."))
-    ctx.session.slots.pop(EXPECTING, None)
-    user = ctx.commerce.get_user_details(user_id)
+    if account.user is None:
+        return account.replies
+    user = account.user
     asked = flow.resume(ctx, INTENT)
     data = asked.data if asked else {}
     picked = pick_order(

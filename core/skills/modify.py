@@ -31,7 +31,7 @@ from core.skills.choices import (
     status_text,
     user_method,
 )
-from core.skills.orders import EXPECTING, ask_to_sign_in, signed_in_user
+from core.skills.orders import signed_in_account
 from core.skills.swaps import swap_items
 
 INTENT = "order_modify"
@@ -55,12 +55,11 @@ def read_what(text: str) -> str | None:
 
 async def order_modify(ctx: SkillContext) -> list[Reply]:
     t = ctx.t
-    user_id = signed_in_user(ctx)
-    if user_id is None:
-        return ask_to_sign_in(ctx, INTENT, t("To change an order I need to know who you are: please send me the "
+    account = signed_in_account(ctx, INTENT, t("To change an order I need to know who you are: please send me the "
                                              "email address of your account."))
-    ctx.session.slots.pop(EXPECTING, None)
-    user = ctx.commerce.get_user_details(user_id)
+    if account.user is None:
+        return account.replies
+    user = account.user
     asked = flow.resume(ctx, INTENT)
     data = asked.data if asked else {}
     step = asked.step if asked else None
@@ -71,7 +70,7 @@ async def order_modify(ctx: SkillContext) -> list[Reply]:
         return change_address(ctx, INTENT, target, current, step.removeprefix("address:"))
     what = data.get("what") or chosen_what(ctx) or read_what(ctx.text)
     if what == DEFAULT_ADDRESS:
-        return change_address(ctx, INTENT, {"user_id": user_id}, user["address"], None)
+        return change_address(ctx, INTENT, {"user_id": user["user_id"]}, user["address"], None)
     picked = pick_order(
         ctx, INTENT, user, lambda o: "pending" in o["status"],
         ctx.understanding.entity("order_id") or data.get("order_id"),

@@ -10,6 +10,7 @@ tracking events and any delivery problem (core.skills.tracking).
 from __future__ import annotations
 
 from collections.abc import Iterable
+from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
 
@@ -70,6 +71,23 @@ def ask_to_sign_in(ctx: SkillContext, intent: str, ask: str) -> list[Reply]:
     return [Reply(text=ask)]
 
 
+@dataclass(frozen=True, slots=True)
+class Account:
+    """The signed-in shopper's store account, or (user None) the replies asking them to sign in."""
+
+    user: dict[str, Any] | None
+    replies: list[Reply]
+
+
+def signed_in_account(ctx: SkillContext, intent: str, ask: str) -> Account:
+    """The account a skill acts for: only the signed-in shopper's (policy: authenticate first)."""
+    user_id = signed_in_user(ctx)
+    if user_id is None:
+        return Account(None, ask_to_sign_in(ctx, intent, ask))
+    ctx.session.slots.pop(EXPECTING, None)
+    return Account(ctx.commerce.get_user_details(user_id), [])
+
+
 def describe_order(ctx: SkillContext, order: dict[str, Any]) -> str:
     t = ctx.t
     status = t(STATUS_TEXT.get(order["status"], order["status"]))
@@ -85,19 +103,18 @@ def describe_order(ctx: SkillContext, order: dict[str, Any]) -> str:
 
 async def order_status(ctx: SkillContext) -> list[Reply]:
     t = ctx.t
-    user_id = signed_in_user(ctx)
-    if user_id is None:
-        return ask_to_sign_in(ctx, "order_status", t("To look up your orders I need to know who you are: "
+    account = signed_in_account(ctx, "order_status", t("To look up your orders I need to know who you are: "
                                                      "please send me the email address of your account."))
-    ctx.session.slots.pop(EXPECTING, None)
-    user = ctx.commerce.get_user_details(user_id)
+    if account.user is None:
+        return account.replies
+    user = account.user
     order_id = ctx.understanding.entity("order_id")
     if order_id:
         if order_id not in user["orders"]:
             return [Reply(text=t("I couldn't find order {order_id} on your account.", order_id=order_id))]
         return order_details(ctx, ctx.commerce.get_order_details(order_id))
     tail = ctx.understanding.entity("phone_tail")
-    if tail and not owns_phone_tail(user_id, tail):
+    if tail and not owns_phone_tail(user["user_id"], tail):
         return [Reply(text=t("The phone number ending in {tail} isn't the one on your account, so I can't show "
                              "orders for it. Please check the number, or ask about an order by its number.",
                              tail=tail))]

@@ -15,7 +15,7 @@ from typing import Any
 from core.message import Reply
 from core.skills.base import SkillContext
 from core.skills.choices import method_label, money, sentences, status_text, user_method
-from core.skills.orders import EXPECTING, ask_to_sign_in, items_total, signed_in_user
+from core.skills.orders import items_total, signed_in_account
 
 INTENT = "refund_status"
 ORDERS_SHOWN = 5
@@ -53,12 +53,11 @@ def refund_lines(ctx: SkillContext, user: dict[str, Any], order: dict[str, Any])
 
 async def refund_status(ctx: SkillContext) -> list[Reply]:
     t = ctx.t
-    user_id = signed_in_user(ctx)
-    if user_id is None:
-        return ask_to_sign_in(ctx, INTENT, t("To check your refunds I need to know who you are: please send me the "
+    account = signed_in_account(ctx, INTENT, t("To check your refunds I need to know who you are: please send me the "
                                              "email address of your account."))
-    ctx.session.slots.pop(EXPECTING, None)
-    user = ctx.commerce.get_user_details(user_id)
+    if account.user is None:
+        return account.replies
+    user = account.user
     order_id = ctx.understanding.entity("order_id")
     if order_id and order_id not in user["orders"]:
         return [Reply(text=t("I couldn't find order {order_id} on your account.", order_id=order_id))]

@@ -27,7 +27,7 @@ from core.skills.choices import (
     sentences,
     user_method,
 )
-from core.skills.orders import EXPECTING, ask_to_sign_in, items_total, signed_in_user
+from core.skills.orders import items_total, signed_in_account
 
 ORDERS_OFFERED = 3
 INTENT = "return_request"
@@ -85,14 +85,13 @@ def explain_routes(ctx: SkillContext, order: dict[str, Any]) -> str:
 async def return_request(ctx: SkillContext) -> list[Reply]:
     t = ctx.t
     threshold = t.money(Decimal(str(ctx.shop.returns.keep_it_below)), ctx.shop.currency)
-    user_id = signed_in_user(ctx)
-    if user_id is None:
-        return ask_to_sign_in(ctx, "return_request", t(
+    account = signed_in_account(ctx, "return_request", t(
             "Delivered orders can be returned: items under {threshold} are refunded without being sent back, "
             "others are shipped back with a free label. To start, please send me the email address of your "
             "account.", threshold=threshold))
-    ctx.session.slots.pop(EXPECTING, None)
-    user = ctx.commerce.get_user_details(user_id)
+    if account.user is None:
+        return account.replies
+    user = account.user
     asked = flow.resume(ctx, INTENT)
     data = asked.data if asked else {}
     order_id = ctx.understanding.entity("order_id") or data.get("order_id")
