@@ -128,7 +128,7 @@ async def build_hub(config: Config, store_prefix: str = "kefu:", clock: Callable
     desk = build_desk(config, store, commerce, catalogs, clock)
     engine = Engine(config, store, router, commerce, catalogs, metrics, llm=llm, clock=clock,
                     pushes=pushes.inbox if pushes else None, desk=desk,
-                    logistics=pushes.logistics if pushes else None)
+                    logistics=pushes.logistics if pushes else None, stores=pushes.catalog if pushes else None)
     hub = Hub(config, store, router, engine, metrics, llm, pushes=pushes)
     for section, build in ADAPTERS.items():
         if getattr(config.channels, section).enabled:

@@ -52,6 +52,7 @@ from core.nlu import IntentRouter, NluResult
 from core.packs import Pack
 from core.profiles import Profiles
 from core.push.inbox import PushInbox
+from core.push.stores import Catalog, load_catalog
 from core.render import render
 from core.sessions import HistoryEntry, LockLost, LockTimeout, OpenTurn, Session, SessionStore, StoreUnavailable
 from core.shaping import LlmCheck, StreamPolisher
@@ -73,6 +74,7 @@ from core.skills.refunds import refund_status
 from core.skills.returns import return_request
 from core.skills.sizing import size_advice
 from core.skills.smalltalk import greet, thanks_bye
+from core.skills.stores import store_nearby
 
 log = logging.getLogger("kefu.engine")
 # One line per turn for analytics pipelines: `log_turn_events: true` in bot_config.yaml.
@@ -94,6 +96,7 @@ DEFAULT_SKILLS: dict[str, SkillFn] = {
     "refund_status": refund_status,
     "product_question": product_question,
     "product_recommend": product_recommend,
+    "store_nearby": store_nearby,
     SWITCH_INTENT: switch_locale,
 }
 
@@ -137,6 +140,7 @@ class Engine:
         pushes: PushInbox | None = None,
         desk: Desk | None = None,
         logistics: LogisticsProvider | None = None,
+        stores: Catalog | None = None,
     ) -> None:
         self.config = config
         self.store = store
@@ -152,6 +156,9 @@ class Engine:
         self.pushes = pushes
         # Parcel tracking for the skills; the same provider as the logistics alert pushes (core/app.py).
         self.logistics = logistics or DemoLogistics(config.pushes.logistics.demo_anomaly_rate)
+        pushes_config = config.pushes
+        self.stores = stores or load_catalog(
+            config.resolve_path(pushes_config.stores_file) if pushes_config.stores_file else None)
         self.identity = Identity(store, config.sessions.history_turns)
         self.desk = desk or Desk(config, store, MemoryDesk(), Profiles(commerce, config.escalation), catalogs, clock)
 
@@ -246,7 +253,7 @@ class Engine:
 
         mark = time.perf_counter()
         ctx = SkillContext(message, text, session, understanding, t, self.commerce, self.config.shop, now,
-                           self.logistics)
+                           self.logistics, self.stores)
         if pushed is not None:
             route, replies = Route.EVENT, pushed
         elif message.event is not None or not text:

@@ -24,6 +24,7 @@ from core.config import PROJECT_ROOT, ShopConfig  # noqa: E402
 from core.keyword_router import KeywordRouter  # noqa: E402
 from core.locale import Catalogs, Translator  # noqa: E402
 from core.message import ChannelUser, Chat, ChatKind, Message, Reply  # noqa: E402
+from core.push.stores import load_catalog  # noqa: E402
 from core.sessions import Session  # noqa: E402
 from core.skills.base import SkillContext  # noqa: E402
 from core.skills.changes import order_cancel  # noqa: E402
@@ -38,6 +39,7 @@ from core.skills.recommend import product_recommend  # noqa: E402
 from core.skills.refunds import refund_status  # noqa: E402
 from core.skills.returns import return_request  # noqa: E402
 from core.skills.sizing import size_advice  # noqa: E402
+from core.skills.stores import store_nearby  # noqa: E402
 
 TARGET_P99_MS = 5.0
 SOURCE = PROJECT_ROOT.parent / "shared" / "data" / "retail" / "db.json"
@@ -83,6 +85,8 @@ CASES: tuple[tuple[str, SkillCall, str | None, str, str], ...] = (
      "return the Desk Lamp from order #W5838674"),
     ("refund status: all orders", refund_status, "ivan_hernandez_6923", "zh-CN", "我的退款到账了吗"),
     ("refund status: one order", refund_status, "amelia_wilson_4614", "en", "refund status of #W4420044"),
+    ("stores: in a named city", store_nearby, None, "zh-CN", "上海附近有门店吗"),
+    ("stores: which city", store_nearby, None, "en", "is there a store nearby?"),
 )
 
 
@@ -93,6 +97,7 @@ async def bench(rounds: int) -> bool:
     ok = True
     with tempfile.TemporaryDirectory() as folder:
         commerce = DemoStore.open(SOURCE, Path(folder))
+        stores = load_catalog()
         print(f"{'skill':38} {'p50 ms':>8} {'p99 ms':>8} {'max ms':>8}")
         for name, skill, user_id, locale, text in CASES:
             understanding = router.parse_now(text)
@@ -104,7 +109,8 @@ async def bench(rounds: int) -> bool:
                 session = Session(customer_id=f"bench-{i}")
                 if user_id:
                     session.slots["store_user_id"] = user_id
-                ctx = SkillContext(message, text, session, understanding, t, commerce, shop, time.time())
+                ctx = SkillContext(message, text, session, understanding, t, commerce, shop, time.time(),
+                                   stores=stores)
                 start = time.perf_counter_ns()
                 replies = await skill(ctx)
                 samples.append((time.perf_counter_ns() - start) / 1e6)

@@ -12,6 +12,7 @@
         timezone: Asia/Shanghai
         hours: {mon-fri: "10:00-22:00", sat-sun: "10:00-22:30"}  # day, day range or daily; "closed"
         samples: {serum-5ml: 40}                                   # stock per sample
+        city: {zh-CN: 上海, en: Shanghai, ja: 上海, ar: شنغهاي}          # optional: how shoppers name the city
 
 An end time at or before the start time runs past midnight ("18:00-02:00"); "24:00" is midnight.
 """
@@ -65,6 +66,7 @@ class Store:
     week: tuple[Hours | None, ...]  # Monday first
     samples: Mapping[str, int]
     zone: ZoneInfo = field(compare=False, repr=False, default=ZoneInfo("UTC"))
+    city: Mapping[str, str] = field(default_factory=dict)  # locale -> the city's name (the store_nearby skill)
 
     def name(self, locale: str) -> str:
         return self.names.get(locale) or self.names.get("en") or next(iter(self.names.values()))
@@ -151,7 +153,7 @@ def _store(raw: Any, where: str) -> Store:
     if not isinstance(store_id, str) or not re.match(r"^[A-Za-z0-9_\-]{1,64}$", store_id):
         raise StoresError(f"{where}: id {store_id!r} must be 1-64 letters, digits, _ or -")
     where = f"{where} ({store_id})"
-    unknown = set(raw) - {"id", "name", "address", "lat", "lon", "timezone", "hours", "samples"}
+    unknown = set(raw) - {"id", "name", "address", "lat", "lon", "timezone", "hours", "samples", "city"}
     if unknown:
         raise StoresError(f"{where}: unknown key {sorted(unknown)[0]!r}")
     try:
@@ -176,7 +178,8 @@ def _store(raw: Any, where: str) -> Store:
     if not isinstance(samples, dict) or not all(isinstance(v, int) and v >= 0 for v in samples.values()):
         raise StoresError(f"{where}: samples must map sample ids to a stock (a whole number >= 0)")
     return Store(store_id, _names(raw.get("name"), where), str(raw.get("address") or ""), lat, lon, zone_name,
-                 tuple(week), {str(k): v for k, v in samples.items()}, zone)
+                 tuple(week), {str(k): v for k, v in samples.items()}, zone,
+                 _names(raw["city"], f"{where} city") if raw.get("city") else {})
 
 
 def load_catalog(path: Path | None = None) -> Catalog:

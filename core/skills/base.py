@@ -11,6 +11,7 @@ from core.config import ShopConfig
 from core.locale import Translator
 from core.message import Message, Reply
 from core.nlu import NluResult
+from core.push.stores import Catalog
 from core.sessions import Session
 
 
@@ -25,6 +26,7 @@ class SkillContext:
     shop: ShopConfig
     now: float
     logistics: LogisticsProvider = field(default_factory=DemoLogistics)  # parcel tracking (core.commerce.logistics)
+    stores: Catalog | None = None  # the shop's stores and their free samples (core.push.stores)
 
 
 SkillFn = Callable[[SkillContext], Awaitable[list[Reply]]]
