@@ -53,7 +53,7 @@ def refunds_of(order: dict[str, Any]) -> dict[str, Decimal]:
 async def order_cancel(ctx: SkillContext) -> list[Reply]:
     t = ctx.t
     account = signed_in_account(ctx, INTENT, t("To cancel an order I need to know who you are: please send me the "
-                                             "email address of your account."))
+                                               "email address of your account."))
     if account.user is None:
         return account.replies
     user = account.user

@@ -20,8 +20,8 @@ INTENT = "exchange_request"
 async def exchange_request(ctx: SkillContext) -> list[Reply]:
     t = ctx.t
     account = signed_in_account(ctx, INTENT, t("Delivered items can be exchanged for another size, colour or "
-                                             "version of the same product. To start, please send me the email "
-                                             "address of your account."))
+                                               "version of the same product. To start, please send me the email "
+                                               "address of your account."))
     if account.user is None:
         return account.replies
     user = account.user

@@ -56,7 +56,7 @@ def read_what(text: str) -> str | None:
 async def order_modify(ctx: SkillContext) -> list[Reply]:
     t = ctx.t
     account = signed_in_account(ctx, INTENT, t("To change an order I need to know who you are: please send me the "
-                                             "email address of your account."))
+                                               "email address of your account."))
     if account.user is None:
         return account.replies
     user = account.user

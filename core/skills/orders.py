@@ -104,7 +104,7 @@ def describe_order(ctx: SkillContext, order: dict[str, Any]) -> str:
 async def order_status(ctx: SkillContext) -> list[Reply]:
     t = ctx.t
     account = signed_in_account(ctx, "order_status", t("To look up your orders I need to know who you are: "
-                                                     "please send me the email address of your account."))
+                                                       "please send me the email address of your account."))
     if account.user is None:
         return account.replies
     user = account.user

@@ -54,7 +54,7 @@ def refund_lines(ctx: SkillContext, user: dict[str, Any], order: dict[str, Any])
 async def refund_status(ctx: SkillContext) -> list[Reply]:
     t = ctx.t
     account = signed_in_account(ctx, INTENT, t("To check your refunds I need to know who you are: please send me the "
-                                             "email address of your account."))
+                                               "email address of your account."))
     if account.user is None:
         return account.replies
     user = account.user
