@@ -12,6 +12,7 @@ from core.message import Button, Reply
 from core.push.stores import Catalog, Store
 from core.skills import flow
 from core.skills.base import SkillContext
+from core.skills.choices import sentences
 
 INTENT = "store_nearby"
 
@@ -44,7 +45,7 @@ def describe_store(ctx: SkillContext, catalog: Catalog, store: Store) -> str:
     samples = [t("{sample} ({count} left)", sample=catalog.sample_name(sample, t.locale), count=count)
                for sample, count in store.samples.items() if count > 0]
     if samples:
-        line += " " + t("Free samples: {samples}.", samples=t(", ").join(samples))
+        line = sentences(t, (line, t("Free samples: {samples}.", samples=t(", ").join(samples))))
     return line
 
 
