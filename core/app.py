@@ -38,6 +38,7 @@ from core.operator_api import OperatorApi, require_token
 from core.profiles import Profiles
 from core.push.api import PushApi
 from core.push.service import PushService, build_push_service
+from core.push.stores import configured_catalog
 from core.rasa_router import RasaRouter
 from core.redis_store import RedisStore
 from core.sessions import MemoryStore, SessionStore, StoreSettings
@@ -123,12 +124,13 @@ async def build_hub(config: Config, store_prefix: str = "kefu:", clock: Callable
                               config.resolve_path(config.demo_store.data_dir))
     catalogs = Catalogs.load(LOCALES_DIR, config.shop.locales, config.shop.default_locale)
     llm = LlmClient(config.llm) if config.llm.enabled else None
-    pushes = (build_push_service(config, store, commerce, catalogs, metrics, store_prefix, clock)
+    stores = configured_catalog(config)  # pushes and the store_nearby skill share one catalog
+    pushes = (build_push_service(config, store, commerce, catalogs, metrics, store_prefix, clock, stores)
               if config.pushes.enabled else None)
     desk = build_desk(config, store, commerce, catalogs, clock)
     engine = Engine(config, store, router, commerce, catalogs, metrics, llm=llm, clock=clock,
                     pushes=pushes.inbox if pushes else None, desk=desk,
-                    logistics=pushes.logistics if pushes else None, stores=pushes.catalog if pushes else None)
+                    logistics=pushes.logistics if pushes else None, stores=stores)
     hub = Hub(config, store, router, engine, metrics, llm, pushes=pushes)
     for section, build in ADAPTERS.items():
         if getattr(config.channels, section).enabled:

@@ -52,7 +52,7 @@ from core.nlu import IntentRouter, NluResult
 from core.packs import Pack
 from core.profiles import Profiles
 from core.push.inbox import PushInbox
-from core.push.stores import Catalog, load_catalog
+from core.push.stores import Catalog, configured_catalog
 from core.render import render
 from core.sessions import HistoryEntry, LockLost, LockTimeout, OpenTurn, Session, SessionStore, StoreUnavailable
 from core.shaping import LlmCheck, StreamPolisher
@@ -156,9 +156,7 @@ class Engine:
         self.pushes = pushes
         # Parcel tracking for the skills; the same provider as the logistics alert pushes (core/app.py).
         self.logistics = logistics or DemoLogistics(config.pushes.logistics.demo_anomaly_rate)
-        pushes_config = config.pushes
-        self.stores = stores or load_catalog(
-            config.resolve_path(pushes_config.stores_file) if pushes_config.stores_file else None)
+        self.stores = stores or configured_catalog(config)
         self.identity = Identity(store, config.sessions.history_turns)
         self.desk = desk or Desk(config, store, MemoryDesk(), Profiles(commerce, config.escalation), catalogs, clock)
 

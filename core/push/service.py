@@ -33,7 +33,7 @@ from core.push.jobs import KINDS, Composed, Kind, Planned, RunContext, choose
 from core.push.report import RunReport
 from core.push.rules import Channels, Clock, Skip
 from core.push.scheduler import PushScheduler
-from core.push.stores import Catalog, load_catalog
+from core.push.stores import Catalog, configured_catalog
 from core.redis_store import RedisStore
 from core.sessions import SessionStore
 
@@ -195,10 +195,9 @@ def template_data(data: Mapping[str, str], composed: Composed) -> dict[str, str]
 
 def build_push_service(config: Config, store: SessionStore, commerce: CommerceBackend, catalogs: Catalogs,
                        metrics: Metrics, prefix: str = "kefu:", clock: Callable[[], float] = time.time,
-                       ) -> PushService:
+                       catalog: Catalog | None = None) -> PushService:
     """Redis-backed when the sessions are (book, GEO index, job store), in memory otherwise."""
-    pushes = config.pushes
-    catalog = load_catalog(config.resolve_path(pushes.stores_file) if pushes.stores_file else None)
+    catalog = catalog or configured_catalog(config)
     book: PushBook
     geo: GeoIndex
     job_store: Callable[[], BaseJobStore] = MemoryJobStore

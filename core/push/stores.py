@@ -24,12 +24,15 @@ import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import yaml
 
 from core.push.geo import GeoPoint
+
+if TYPE_CHECKING:
+    from core.config import Config
 
 DAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
 _RANGE = re.compile(r"^(\d{1,2}):(\d{2})\s*-\s*(\d{1,2}):(\d{2})$")
@@ -180,6 +183,12 @@ def _store(raw: Any, where: str) -> Store:
     return Store(store_id, _names(raw.get("name"), where), str(raw.get("address") or ""), lat, lon, zone_name,
                  tuple(week), {str(k): v for k, v in samples.items()}, zone,
                  _names(raw["city"], f"{where} city") if raw.get("city") else {})
+
+
+def configured_catalog(config: Config) -> Catalog:
+    """The stores of `pushes.stores_file`, else the bundled demo stores (for pushes and the store_nearby skill)."""
+    stores_file = config.pushes.stores_file
+    return load_catalog(config.resolve_path(stores_file) if stores_file else None)
 
 
 def load_catalog(path: Path | None = None) -> Catalog:
