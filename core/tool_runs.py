@@ -37,6 +37,7 @@ from core.skills.promotions import (
     catalog,
     describe_rules,
     explain_plan,
+    first_pending,
     promotion_rules,
     suggest,
 )
@@ -128,11 +129,7 @@ def _promotion_order(ctx: SkillContext, order_id: str | None) -> dict[str, Any] 
                             "shipment")
         return order
     user_id = signed_in_user(ctx)
-    for oid in reversed(ctx.commerce.get_user_details(user_id)["orders"] if user_id else []):
-        order = ctx.commerce.get_order_details(oid)
-        if order["status"] in PENDING:
-            return order
-    return None
+    return first_pending(ctx.commerce, reversed(ctx.commerce.get_user_details(user_id)["orders"] if user_id else []))
 
 
 def promotion_plan(ctx: SkillContext, args: Args) -> Any:

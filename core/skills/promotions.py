@@ -8,6 +8,7 @@ lowest-priced items that reach the next full-reduction step. Anyone else gets th
 from __future__ import annotations
 
 import time
+from collections.abc import Iterable
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -60,16 +61,20 @@ def catalog(commerce: CommerceBackend, now: float | None = None) -> list[tuple[s
     return items
 
 
+def first_pending(commerce: CommerceBackend, order_ids: Iterable[str]) -> dict[str, Any] | None:
+    """The first of these orders that awaits shipment."""
+    for order_id in order_ids:
+        order = commerce.get_order_details(order_id)
+        if order["status"] in PENDING:
+            return order
+    return None
+
+
 def pending_order(ctx: SkillContext, user_id: str) -> dict[str, Any] | None:
     """The order the shopper named if it awaits shipment, else their latest order that does."""
     orders = ctx.commerce.get_user_details(user_id)["orders"]
     named = ctx.understanding.entity("order_id")
-    candidates = [named] if named in orders else list(reversed(orders))
-    for order_id in candidates:
-        order = ctx.commerce.get_order_details(order_id)
-        if order["status"] in PENDING:
-            return order
-    return None
+    return first_pending(ctx.commerce, [named] if named in orders else reversed(orders))
 
 
 def describe_reduction(ctx: SkillContext, reduction: FullReduction) -> str:
