@@ -44,13 +44,13 @@ _NO = re.compile(
     r"|لا|كلا|لا شكرا)",
     re.I,
 )
-_TRIM = re.compile(r"^[\s.,!?。，！？、~～…]+|[\s.,!?。，！？、~～…]+$")
+_PUNCTUATION = r"[\s.,!?。，！？、~～…]+"
+_TRIM = re.compile(rf"^{_PUNCTUATION}|{_PUNCTUATION}$")
 # Courtesy around a yes or a no ("yes please", "好的，谢谢", "はい、お願いします") keeps it a plain answer.
 _COURTESY = re.compile(
     r"^(?:please|thanks?|thank you|of course|请|麻烦了?|谢谢|吧|啊|呀|呢|お願いします|お願い|ありがとうございます"
     r"|من فضلك|شكرا)$", re.I)
-_PARTS = re.compile(r"[\s.,!?。，！？、~～…]+")
-ASKED_AGAIN = "confirm_asked_again"  # session slot: the pending question was asked a second time
+_PARTS = re.compile(_PUNCTUATION)
 
 #: What the shopper is told once a write succeeded, by operation name: filled by the skills that ask for
 #: those writes (`register_done_text`). Without an entry a plain "Done." is said.
@@ -85,7 +85,6 @@ def ask_to_confirm(ctx: SkillContext, action: str, args: dict[str, Any], summary
     if action not in WRITE_OPERATIONS:
         raise ValueError(f"{action} is not a write operation")
     ctx.session.pending = PendingConfirmation(action, dict(args), summary, ctx.now + CONFIRM_TTL_S)
-    ctx.session.slots.pop(ASKED_AGAIN, None)
     return _question(ctx, summary)
 
 
@@ -101,7 +100,6 @@ async def settle_pending(ctx: SkillContext) -> list[Reply] | None:
     if pending is None:
         return None
     ctx.session.pending = None
-    asked_again = bool(ctx.session.slots.pop(ASKED_AGAIN, None))
     answer = read_answer(ctx.text)
     t = ctx.t
     if pending.expires_at < ctx.now:
@@ -110,10 +108,10 @@ async def settle_pending(ctx: SkillContext) -> list[Reply] | None:
                                  "again."))]
         return None
     if answer is None:
-        if asked_again or ctx.understanding.intent is not None or ctx.understanding.entities:
+        if pending.asked_again or ctx.understanding.intent is not None or ctx.understanding.entities:
             return None  # a new request (or a second non-answer): the write is dropped
+        pending.asked_again = True
         ctx.session.pending = pending
-        ctx.session.slots[ASKED_AGAIN] = True
         return [Reply(text=t("Sorry, I need a clear yes or no for this:")), _question(ctx, pending.summary)]
     if not answer:
         return [Reply(text=t("All right, I haven't changed anything."))]

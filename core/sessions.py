@@ -72,6 +72,7 @@ class PendingConfirmation:
     args: dict[str, Any]
     summary: str
     expires_at: float
+    asked_again: bool = False  # the shopper did not answer once and was asked a second time
 
 
 class Session:
