@@ -28,6 +28,7 @@ from typing import Any
 from core.config import Config
 from core.llm import LlmClient, LlmResult, LlmStream, ToolCall, Usage
 from core.message import Button, Reply
+from core.shaping import Shaper
 from core.skills.base import SkillContext
 from core.skills.orders import signed_in_user
 from core.tool_runs import run_call
@@ -153,10 +154,10 @@ class AgentRun:
         return pack.health_disclaimer
 
     def with_disclaimer(self, result: LlmResult) -> LlmResult:
-        disclaimer = self.missing_disclaimer(result.text)
-        if not disclaimer or not result.choices:
+        pack = self.ctx.t.pack
+        if pack is None or not self.missing_disclaimer(result.text) or not result.choices:
             return result
-        first = replace(result.choices[0], text=f"{result.text}\n\n{disclaimer}".strip())
+        first = replace(result.choices[0], text=Shaper.with_disclaimer(pack, result.text))
         return replace(result, choices=[first, *result.choices[1:]])
 
 
