@@ -21,7 +21,7 @@ FORCE=0
 inputs_hash() {
     (
         cd "$NLU"
-        find config.yml domain.yml kefu_nlu.py requirements.txt data -type f \
+        find config.yml domain.yml kefu_nlu.py kefu_ensemble.py requirements.txt data -type f \
             \( -name '*.yml' -o -name '*.yaml' -o -name '*.py' -o -name '*.txt' \) \
             | LC_ALL=C sort \
             | while read -r f; do printf '%s\0' "$f"; sha256sum <"$f"; done

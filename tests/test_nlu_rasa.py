@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+import ast
+import io
 import subprocess
 import sys
+import tarfile
+import zipfile
 from pathlib import Path
 
 import redis.asyncio as aioredis
@@ -120,3 +124,27 @@ def test_export_unknown_writes_a_rasa_training_draft(tmp_path: Path) -> None:
     by_intent = {entry["intent"]: entry["examples"] for entry in draft["nlu"]}
     assert by_intent["order_status"].count("你们周末发货吗") == 1, "duplicates collapse"
     assert "do you ship on sundays" in by_intent["unlabelled"]
+
+
+def npy_header(raw: bytes) -> dict[str, object]:
+    """The header of a .npy array (format 1.0 or 2.0): dtype, shape, order."""
+    assert raw[:6] == b"\x93NUMPY"
+    width = 2 if raw[6] == 1 else 4  # bytes of the header length
+    size, start = int.from_bytes(raw[8:8 + width], "little"), 8 + width
+    return dict(ast.literal_eval(raw[start:start + size].decode("latin1")))
+
+
+def test_the_model_carries_the_linear_ensemble_as_plain_arrays(rasa_server: RasaServer) -> None:
+    """nlu/kefu_ensemble.py stores its logistic regression as arrays over every intent, never a pickle."""
+    model = subprocess.run([str(PROJECT_ROOT / "scripts" / "nlu_train.sh")], capture_output=True, text=True,
+                           check=True).stdout.strip().splitlines()[-1]
+    with tarfile.open(model) as tar:
+        member = next(m for m in tar.getmembers() if m.name.endswith("linear_intents.npz"))
+        arrays = zipfile.ZipFile(io.BytesIO(tar.extractfile(member).read()))  # type: ignore[union-attr]
+    headers = {name: npy_header(arrays.read(name)) for name in arrays.namelist()}
+    assert set(headers) == {"weights.npy", "bias.npy", "intents.npy"}
+    assert all("O" not in str(h["descr"]) for h in headers.values()), "no object arrays: nothing to unpickle"
+    intents = set(yaml.safe_load((PROJECT_ROOT / "nlu" / "domain.yml").read_text())["intents"])
+    (n_intents,) = headers["intents.npy"]["shape"]  # type: ignore[misc]
+    assert n_intents == len(intents) and headers["bias.npy"]["shape"] == (n_intents,)
+    assert headers["weights.npy"]["shape"][1] == n_intents  # type: ignore[index]
