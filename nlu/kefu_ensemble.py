@@ -1,20 +1,22 @@
 """LinearIntentEnsemble: a second opinion on DIET's intent (loaded by nlu/config.yml).
 
 Runs after DIETClassifier and before FallbackClassifier.  It trains a
-multinomial logistic regression on the same sparse sentence features DIET sees
-(word and character n-grams, regex and lookup hits; binarized) and replaces
-DIET's intent ranking by the product of the two models' distributions,
-renormalized:
+multinomial logistic regression on sparse sentence features (the featurizers
+named in its `featurizers` option, binarized) and replaces the intent ranking
+it finds by the product of the two distributions, renormalized:
 
-    p(intent) ~ p_diet(intent) * p_linear(intent)
+    p(intent) ~ p_ranking(intent) * p_linear(intent)
 
-When both models back the same intent the product is surer than either; when
-they disagree it is less sure, so the text falls under the routing threshold
-and goes to the LLM.  On our data DIET alone is over-confident on short texts
-that it has not seen, and the linear model alone ranks about as well but is
-rarely sure; the product routed more held-out texts right than either, at no
-cost in out-of-scope false accepts (nlu/README.md has the figures, chosen on a
-dev split of the training data, not the test split).
+The ranking it finds is DIET's, or that of an ensemble before it: two of them
+in a row multiply DIET's distribution by two linear models' (config.yml uses
+one on DIET's own features and one on the characters of the whole text).
+Where the models back the same intent the product is surer than any of them;
+where they disagree it is less sure, so the text falls under the routing
+threshold and goes to the LLM.  On our data DIET alone is over-confident on
+short texts it has not seen, and a linear model alone ranks about as well but
+is rarely sure; the product routed more held-out texts right than DIET alone
+(nlu/README.md has the figures, chosen on a dev split of the training data,
+not on the test split).
 
 The model is kept as plain arrays (coefficients, intercepts, intent names) in
 an .npz file: loading it runs no pickled code.
@@ -44,7 +46,7 @@ logger = logging.getLogger(__name__)
 
 INTENT_RANKING = "intent_ranking"
 _FILE = "linear_intents.npz"
-# Intents DIET left out of its ranking get this probability, not zero, so
+# Intents left out of the ranking so far get this probability, not zero, so
 # that one model alone cannot veto an intent.
 _FLOOR = 1e-4
 
@@ -53,7 +55,7 @@ _FLOOR = 1e-4
     DefaultV1Recipe.ComponentType.INTENT_CLASSIFIER, is_trainable=True
 )
 class LinearIntentEnsemble(GraphComponent):
-    """DIET's intent distribution times a logistic regression's (module doc)."""
+    """The intent ranking so far times a logistic regression's (module doc)."""
 
     @staticmethod
     def get_default_config() -> Dict[Text, Any]:
@@ -62,6 +64,8 @@ class LinearIntentEnsemble(GraphComponent):
             "C": 10.0,
             # intents reported in intent_ranking after combining
             "ranking_length": 10,
+            # featurizer names (or aliases) whose features it reads; empty: all
+            "featurizers": [],
         }
 
     def __init__(
@@ -110,20 +114,20 @@ class LinearIntentEnsemble(GraphComponent):
                     intents=[str(x) for x in saved["intents"]],
                 )
         except (ValueError, FileNotFoundError):
-            logger.warning("LinearIntentEnsemble: no trained weights, DIET's ranking is kept as is")
+            logger.warning("LinearIntentEnsemble: no trained weights, the intent ranking is kept as is")
             return cls(config, model_storage, resource)
 
     def train(self, training_data: TrainingData) -> Resource:
         from sklearn.linear_model import LogisticRegression
 
-        featurized = [(m, _active_features(m)) for m in training_data.intent_examples]
+        featurized = [(m, self._active(m)) for m in training_data.intent_examples]
         examples = [(m, active) for m, active in featurized if active is not None]
         intents = sorted({m.get(INTENT) for m, _ in examples})
         if len(intents) < 2:
             logger.warning("LinearIntentEnsemble: fewer than two intents, nothing to train")
             return self._resource
         rows = [active for _, active in examples]
-        width = _feature_width(examples[0][0])
+        width = sum(b.shape[1] for b in self._blocks(examples[0][0]))
         x = scipy.sparse.csr_matrix(
             (
                 np.ones(sum(len(r) for r in rows), dtype=np.float32),
@@ -149,13 +153,13 @@ class LinearIntentEnsemble(GraphComponent):
         if self._weights is None:
             return messages
         for message in messages:
-            active = _active_features(message)
+            active = self._active(message)
             ranking = message.get(INTENT_RANKING)
             if active is None or not ranking:
                 continue
             linear = _softmax(self._weights[active].sum(axis=0) + self._bias)
-            diet = {r[INTENT_NAME_KEY]: r[PREDICTED_CONFIDENCE_KEY] for r in ranking}
-            joint = linear * np.array([max(diet.get(i, 0.0), _FLOOR) for i in self._intents])
+            so_far = {r[INTENT_NAME_KEY]: r[PREDICTED_CONFIDENCE_KEY] for r in ranking}
+            joint = linear * np.array([max(so_far.get(i, 0.0), _FLOOR) for i in self._intents])
             joint /= joint.sum()
             order = np.argsort(-joint)[: self._config["ranking_length"]]
             combined = [
@@ -167,34 +171,33 @@ class LinearIntentEnsemble(GraphComponent):
         return messages
 
 
-def _sentence_blocks(message: Message) -> List[scipy.sparse.spmatrix]:
-    """The sparse sentence features of the text, one block per featurizer, in
-    pipeline order (the same at training and at prediction)."""
-    return [
-        f.features
-        for f in message.features
-        if f.attribute == TEXT and f.type == FEATURE_TYPE_SENTENCE and f.is_sparse()
-    ]
+    def _blocks(self, message: Message) -> List[scipy.sparse.spmatrix]:
+        """The sparse sentence features of the text, one block per featurizer, in
+        pipeline order (the same at training and at prediction)."""
+        chosen = self._config["featurizers"]
+        return [
+            f.features
+            for f in message.features
+            if f.attribute == TEXT
+            and f.type == FEATURE_TYPE_SENTENCE
+            and f.is_sparse()
+            and (not chosen or f.origin in chosen)
+        ]
 
+    def _active(self, message: Message) -> Optional[np.ndarray]:
+        """Column numbers of the features present in the text (binarized bag).
 
-def _active_features(message: Message) -> Optional[np.ndarray]:
-    """Column numbers of the features present in the text (binarized bag).
-
-    Gathering rows of the weight matrix by these is several times cheaper than
-    Message.get_sparse_features, which also stacks the sequence features."""
-    blocks = _sentence_blocks(message)
-    if not blocks:
-        return None
-    active, offset = [], 0
-    for block in blocks:
-        coo = block.tocoo()
-        active.append(coo.col[coo.data != 0] + offset)
-        offset += block.shape[1]
-    return np.unique(np.concatenate(active)).astype(np.int64)
-
-
-def _feature_width(message: Message) -> int:
-    return sum(block.shape[1] for block in _sentence_blocks(message))
+        Gathering rows of the weight matrix by these is several times cheaper than
+        Message.get_sparse_features, which also stacks the sequence features."""
+        blocks = self._blocks(message)
+        if not blocks:
+            return None
+        active, offset = [], 0
+        for block in blocks:
+            coo = block.tocoo()
+            active.append(coo.col[coo.data != 0] + offset)
+            offset += block.shape[1]
+        return np.unique(np.concatenate(active)).astype(np.int64)
 
 
 def _softmax(z: np.ndarray) -> np.ndarray:
