@@ -1,15 +1,15 @@
 """LinearIntentEnsemble: a second opinion on DIET's intent (loaded by nlu/config.yml).
 
 Runs after DIETClassifier and before FallbackClassifier.  It trains a
-multinomial logistic regression on sparse sentence features (the featurizers
-named in its `featurizers` option, binarized) and replaces the intent ranking
-it finds by the product of the two distributions, renormalized:
+multinomial logistic regression on the sparse sentence features DIET reads
+(binarized) and replaces the intent ranking it finds by the product of the two
+distributions, renormalized:
 
     p(intent) ~ p_ranking(intent) * p_linear(intent)
 
-The ranking it finds is DIET's, or that of an ensemble before it: two of them
-in a row multiply DIET's distribution by two linear models' (config.yml uses
-one on DIET's own features and one on the characters of the whole text).
+The ranking it finds is DIET's, or that of an ensemble before it: config.yml
+puts TextCharsIntentEnsemble, the same on character n-grams of the whole text,
+second, so that DIET's distribution is multiplied by two linear models'.
 Where the models back the same intent the product is surer than any of them;
 where they disagree it is less sure, so the text falls under the routing
 threshold and goes to the LLM.  On our data DIET alone is over-confident on
@@ -32,6 +32,7 @@ from rasa.engine.graph import ExecutionContext, GraphComponent
 from rasa.engine.recipes.default_recipe import DefaultV1Recipe
 from rasa.engine.storage.resource import Resource
 from rasa.engine.storage.storage import ModelStorage
+from rasa.nlu.constants import TOKENS_NAMES
 from rasa.shared.nlu.constants import (
     FEATURE_TYPE_SENTENCE,
     INTENT,
@@ -64,8 +65,6 @@ class LinearIntentEnsemble(GraphComponent):
             "C": 10.0,
             # intents reported in intent_ranking after combining
             "ranking_length": 10,
-            # featurizer names (or aliases) whose features it reads; empty: all
-            "featurizers": [],
         }
 
     def __init__(
@@ -105,7 +104,7 @@ class LinearIntentEnsemble(GraphComponent):
     ) -> "LinearIntentEnsemble":
         try:
             with model_storage.read_from(resource) as folder, np.load(folder / _FILE, allow_pickle=False) as saved:
-                return cls(
+                loaded = cls(
                     config,
                     model_storage,
                     resource,
@@ -113,6 +112,8 @@ class LinearIntentEnsemble(GraphComponent):
                     bias=saved["bias"],
                     intents=[str(x) for x in saved["intents"]],
                 )
+                loaded._restore(saved)
+                return loaded
         except (ValueError, FileNotFoundError):
             logger.warning("LinearIntentEnsemble: no trained weights, the intent ranking is kept as is")
             return cls(config, model_storage, resource)
@@ -120,6 +121,7 @@ class LinearIntentEnsemble(GraphComponent):
     def train(self, training_data: TrainingData) -> Resource:
         from sklearn.linear_model import LogisticRegression
 
+        self._fit_vocabulary(training_data.intent_examples)
         featurized = [(m, self._active(m)) for m in training_data.intent_examples]
         examples = [(m, active) for m, active in featurized if active is not None]
         intents = sorted({m.get(INTENT) for m, _ in examples})
@@ -127,7 +129,7 @@ class LinearIntentEnsemble(GraphComponent):
             logger.warning("LinearIntentEnsemble: fewer than two intents, nothing to train")
             return self._resource
         rows = [active for _, active in examples]
-        width = sum(b.shape[1] for b in self._blocks(examples[0][0]))
+        width = self._width(examples[0][0])
         x = scipy.sparse.csr_matrix(
             (
                 np.ones(sum(len(r) for r in rows), dtype=np.float32),
@@ -146,6 +148,7 @@ class LinearIntentEnsemble(GraphComponent):
                 weights=np.ascontiguousarray(model.coef_.T, dtype=np.float32),
                 bias=model.intercept_.astype(np.float32),
                 intents=np.array(intents),
+                **self._arrays_to_save(),
             )
         return self._resource
 
@@ -170,18 +173,27 @@ class LinearIntentEnsemble(GraphComponent):
             message.set(INTENT_RANKING, combined, add_to_output=True)
         return messages
 
+    # --- features: the sparse sentence features of the featurizers before it ---
+
+    def _fit_vocabulary(self, examples: List[Message]) -> None:
+        """Nothing to learn: the featurizers have their own vocabularies."""
+
+    def _arrays_to_save(self) -> Dict[Text, np.ndarray]:
+        return {}
+
+    def _restore(self, saved: Any) -> None:
+        """Read back what _arrays_to_save wrote."""
+
+    def _width(self, message: Message) -> int:
+        return sum(block.shape[1] for block in self._blocks(message))
 
     def _blocks(self, message: Message) -> List[scipy.sparse.spmatrix]:
         """The sparse sentence features of the text, one block per featurizer, in
         pipeline order (the same at training and at prediction)."""
-        chosen = self._config["featurizers"]
         return [
             f.features
             for f in message.features
-            if f.attribute == TEXT
-            and f.type == FEATURE_TYPE_SENTENCE
-            and f.is_sparse()
-            and (not chosen or f.origin in chosen)
+            if f.attribute == TEXT and f.type == FEATURE_TYPE_SENTENCE and f.is_sparse()
         ]
 
     def _active(self, message: Message) -> Optional[np.ndarray]:
@@ -198,6 +210,52 @@ class LinearIntentEnsemble(GraphComponent):
             active.append(coo.col[coo.data != 0] + offset)
             offset += block.shape[1]
         return np.unique(np.concatenate(active)).astype(np.int64)
+
+
+@DefaultV1Recipe.register(
+    DefaultV1Recipe.ComponentType.INTENT_CLASSIFIER, is_trainable=True
+)
+class TextCharsIntentEnsemble(LinearIntentEnsemble):
+    """LinearIntentEnsemble on character n-grams of the whole text.
+
+    The text is the tokens' lemmas joined by spaces, so n-grams run across word
+    boundaries and do not depend on where jieba cut.  It counts them itself
+    rather than through a CountVectorsFeaturizer: that featurizer also builds
+    per-token sequence features, which nothing here reads, and cost about a
+    millisecond per parse.
+    """
+
+    @staticmethod
+    def get_default_config() -> Dict[Text, Any]:
+        return {**LinearIntentEnsemble.get_default_config(), "min_ngram": 1, "max_ngram": 3}
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._vocabulary: Dict[Text, int] = {}
+
+    def _ngrams(self, message: Message) -> List[Text]:
+        tokens = message.get(TOKENS_NAMES[TEXT]) or []
+        text = " ".join(t.lemma for t in tokens)
+        low, high = self._config["min_ngram"], self._config["max_ngram"]
+        return [text[i : i + n] for n in range(low, high + 1) for i in range(len(text) - n + 1)]
+
+    def _fit_vocabulary(self, examples: List[Message]) -> None:
+        seen = sorted({g for m in examples for g in self._ngrams(m)})
+        self._vocabulary = {g: i for i, g in enumerate(seen)}
+
+    def _arrays_to_save(self) -> Dict[Text, np.ndarray]:
+        return {"vocabulary": np.array(list(self._vocabulary))}
+
+    def _restore(self, saved: Any) -> None:
+        self._vocabulary = {str(g): i for i, g in enumerate(saved["vocabulary"])}
+
+    def _width(self, message: Message) -> int:
+        return len(self._vocabulary)
+
+    def _active(self, message: Message) -> Optional[np.ndarray]:
+        columns = {self._vocabulary.get(g, -1) for g in self._ngrams(message)}
+        columns.discard(-1)
+        return np.array(sorted(columns), dtype=np.int64) if columns else None
 
 
 def _softmax(z: np.ndarray) -> np.ndarray:

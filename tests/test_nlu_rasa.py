@@ -134,17 +134,22 @@ def npy_header(raw: bytes) -> dict[str, object]:
     return dict(ast.literal_eval(raw[start:start + size].decode("latin1")))
 
 
-def test_the_model_carries_the_linear_ensemble_as_plain_arrays(rasa_server: RasaServer) -> None:
-    """nlu/kefu_ensemble.py stores its logistic regression as arrays over every intent, never a pickle."""
+def test_the_model_carries_the_linear_ensembles_as_plain_arrays(rasa_server: RasaServer) -> None:
+    """nlu/kefu_ensemble.py stores its logistic regressions as arrays over every intent, never a pickle."""
     model = subprocess.run([str(PROJECT_ROOT / "scripts" / "nlu_train.sh")], capture_output=True, text=True,
                            check=True).stdout.strip().splitlines()[-1]
-    with tarfile.open(model) as tar:
-        member = next(m for m in tar.getmembers() if m.name.endswith("linear_intents.npz"))
-        arrays = zipfile.ZipFile(io.BytesIO(tar.extractfile(member).read()))  # type: ignore[union-attr]
-    headers = {name: npy_header(arrays.read(name)) for name in arrays.namelist()}
-    assert set(headers) == {"weights.npy", "bias.npy", "intents.npy"}
-    assert all("O" not in str(h["descr"]) for h in headers.values()), "no object arrays: nothing to unpickle"
     intents = set(yaml.safe_load((PROJECT_ROOT / "nlu" / "domain.yml").read_text())["intents"])
-    (n_intents,) = headers["intents.npy"]["shape"]  # type: ignore[misc]
-    assert n_intents == len(intents) and headers["bias.npy"]["shape"] == (n_intents,)
-    assert headers["weights.npy"]["shape"][1] == n_intents  # type: ignore[index]
+    with tarfile.open(model) as tar:
+        saved = [zipfile.ZipFile(io.BytesIO(tar.extractfile(m).read()))  # type: ignore[union-attr]
+                 for m in tar.getmembers() if m.name.endswith("linear_intents.npz")]
+    assert len(saved) == 2, "one on DIET's features, one on the whole text's characters"
+    for arrays in saved:
+        headers = {name: npy_header(arrays.read(name)) for name in arrays.namelist()}
+        assert {"weights.npy", "bias.npy", "intents.npy"} <= set(headers) <= {
+            "weights.npy", "bias.npy", "intents.npy", "vocabulary.npy"}
+        assert all("O" not in str(h["descr"]) for h in headers.values()), "no object arrays: nothing to unpickle"
+        (n_intents,) = headers["intents.npy"]["shape"]  # type: ignore[misc]
+        assert n_intents == len(intents) and headers["bias.npy"]["shape"] == (n_intents,)
+        assert headers["weights.npy"]["shape"][1] == n_intents  # type: ignore[index]
+        if "vocabulary.npy" in headers:
+            assert headers["vocabulary.npy"]["shape"] == (headers["weights.npy"]["shape"][0],)  # type: ignore[index]
