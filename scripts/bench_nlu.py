@@ -56,10 +56,11 @@ def percentile(values: list[float], q: float) -> float:
     return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
 
 
-def start_rasa(port: int, token: str) -> None:
+def start_rasa(port: int, token: str, model: str | None) -> None:
+    command = [str(ROOT / "scripts/nlu_serve.sh"), "--background", "--port", str(port), "--token", token,
+               "--timeout", "180", *(["--model", model] if model else [])]
     with open(f"/tmp/kefu-bench-rasa-{port}.log", "w") as log:
-        started = subprocess.run([str(ROOT / "scripts/nlu_serve.sh"), "--background", "--port", str(port),
-                                  "--token", token, "--timeout", "180"], stdout=log, stderr=log)
+        started = subprocess.run(command, stdout=log, stderr=log)
     if started.returncode != 0:
         sys.exit(f"Rasa did not start on {port}: see /tmp/kefu-bench-rasa-{port}.log")
 
@@ -125,7 +126,7 @@ async def run(args: argparse.Namespace) -> None:
     token = uuid.uuid4().hex
     ports = [5590 + i for i in range(args.servers)]
     for port in ports:
-        start_rasa(port, token)
+        start_rasa(port, token, args.model)
     urls = [f"http://127.0.0.1:{p}" for p in ports]
     try:
         router = RasaRouter(urls, token, Metrics(), timeout_s=2.0)
@@ -171,6 +172,7 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=10.0)
     parser.add_argument("--concurrency", type=int, default=16)
     parser.add_argument("--samples", type=int, default=400, help="uncached parses timed one at a time")
+    parser.add_argument("--model", help="the model to serve (default: scripts/nlu_train.sh's)")
     asyncio.run(run(parser.parse_args()))
 
 
