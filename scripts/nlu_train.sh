@@ -7,8 +7,8 @@
 #   scripts/nlu_train.sh --force  retrain even if the hash matches
 #
 # Hashed inputs: nlu/config.yml, nlu/domain.yml, nlu/data/** (training data,
-# regexes, lookups, synonyms), nlu/kefu_nlu.py (custom components) and
-# nlu/requirements.txt. The test split (nlu/tests/) is not an input.
+# regexes, lookups, synonyms), nlu/*.py (our custom components, whatever their
+# module) and nlu/requirements.txt. The test split (nlu/tests/) is not an input.
 # Builds the environment first (scripts/nlu_env.sh) if it is missing.
 set -euo pipefail
 
@@ -21,7 +21,7 @@ FORCE=0
 inputs_hash() {
     (
         cd "$NLU"
-        find config.yml domain.yml kefu_nlu.py kefu_ensemble.py requirements.txt data -type f \
+        find config.yml domain.yml *.py requirements.txt data -type f \
             \( -name '*.yml' -o -name '*.yaml' -o -name '*.py' -o -name '*.txt' \) \
             | LC_ALL=C sort \
             | while read -r f; do printf '%s\0' "$f"; sha256sum <"$f"; done
