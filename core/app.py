@@ -173,12 +173,15 @@ async def health(hub: Hub) -> dict[str, Any]:
     hub.metrics.backend_up.labels("sessions").set(int(store_up))
     hub.metrics.backend_up.labels("nlu").set(int(nlu_up))
     llm_mode = "online" if hub.llm is not None else "offline"
+    nlu: dict[str, Any] = {"kind": hub.router.name, "up": nlu_up, "degraded": hub.router.degraded}
+    if isinstance(hub.router, RasaRouter):
+        nlu["servers"] = {"up": hub.router.servers_up(), "of": len(hub.router.endpoints)}
     return {
         # down: turns cannot run (503); degraded: turns run, with a fallback answering for a backend.
         "status": "down" if not store_up else ("ok" if nlu_up and not hub.router.degraded else "degraded"),
         "backends": {
             "sessions": {"kind": hub.store.name, "up": store_up},
-            "nlu": {"kind": hub.router.name, "up": nlu_up, "degraded": hub.router.degraded},
+            "nlu": nlu,
             "llm": {"mode": llm_mode, "model": hub.config.llm.model if hub.llm else None},
         },
     }

@@ -229,6 +229,11 @@ class RasaRouter:
         endpoint.down_until = 0.0
         return True
 
+    def servers_up(self) -> int:
+        """Endpoints not marked down (as of the last request or probe)."""
+        now = time.monotonic()
+        return sum(e.down_until <= now for e in self.endpoints)
+
     async def ping(self) -> bool:
         """Health check: every endpoint probed; up when at least one answers."""
         results = await asyncio.gather(*(self._probe(e) for e in self.endpoints))

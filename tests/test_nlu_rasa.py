@@ -108,6 +108,28 @@ async def test_rasa_outage_degrades_to_keywords_and_recovers(tmp_path: Path, ras
             assert hub.router.degraded is False
 
 
+async def test_several_servers_share_the_load_and_one_down_is_skipped(tmp_path: Path,
+                                                                      rasa_server: RasaServer) -> None:
+    async with CountingProxy(rasa_server.port) as first, CountingProxy(rasa_server.port) as second:
+        urls = [f"http://127.0.0.1:{first.port}", f"http://127.0.0.1:{second.port}"]
+        config = make_config(tmp_path, nlu={"rasa_urls": urls, "token": rasa_server.token})
+        async with hub_client(config) as (client, hub):
+            assert (await (await client.get("/healthz")).json())["backends"]["nlu"]["servers"] == {"up": 2, "of": 2}
+            before = first.requests, second.requests
+            for n in range(6):
+                await hub.router.parse(f"我的订单到哪了 {n}", "zh-CN")
+            assert first.requests - before[0] == 3 and second.requests - before[1] == 3, "round robin"
+            second.cut_after(0)
+            for n in range(6):
+                result = await hub.router.parse(f"我想退货 {n}", "zh-CN")
+                assert result.source == "rasa", "the server still up answers; no keyword fallback"
+            health = (await (await client.get("/healthz")).json())
+            assert health["status"] == "ok" and health["backends"]["nlu"]["servers"] == {"up": 1, "of": 2}
+            second.restore()
+            health = (await (await client.get("/healthz")).json())
+            assert health["backends"]["nlu"]["servers"] == {"up": 2, "of": 2}
+
+
 def test_export_unknown_writes_a_rasa_training_draft(tmp_path: Path) -> None:
     items = tmp_path / "unknown.jsonl"
     items.write_text(
