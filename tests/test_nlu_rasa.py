@@ -10,6 +10,7 @@ import tarfile
 import zipfile
 from pathlib import Path
 
+import aiohttp
 import redis.asyncio as aioredis
 import yaml
 
@@ -64,6 +65,16 @@ async def test_entities_are_normalized(rasa_server: RasaServer) -> None:
         assert (result.entity("email") or "").lower() == "james.li@example.com"
     finally:
         await router.close()
+
+
+async def test_an_order_id_span_starts_at_the_id_not_at_the_space_before_it(rasa_server: RasaServer) -> None:
+    async with aiohttp.ClientSession() as http:
+        for text, span in (("رقم الطلب W4817420 لو سمحت", "W4817420"), ("订单号 w 261 1340 发货没", "w 261 1340"),
+                           ("order # W2611340 please", "# W2611340")):
+            async with http.post(f"{rasa_server.url}/model/parse", params={"token": rasa_server.token},
+                                 json={"text": text}) as response:
+                entities = (await response.json())["entities"]
+            assert [text[e["start"]:e["end"]] for e in entities if e["entity"] == "order_id"] == [span]
 
 
 async def test_cache_in_memory_and_shared_through_redis(rasa_server: RasaServer, redis_prefix: str) -> None:
