@@ -147,6 +147,8 @@ class LlmConfig(_Section):
     api_key: str = ""  # empty: offline mode, no network call
     model: str = "deepseek-chat"
     timeout_s: float = Field(30.0, gt=0)
+    # one whole answer, retries and every streamed chunk included: a stream that keeps trickling ends too
+    answer_deadline_s: float = Field(60.0, gt=0)
     max_retries: int = Field(2, ge=0, le=10)
     max_tokens: int = Field(800, ge=1)
     temperature: float = Field(0.3, ge=0.0, le=2.0)

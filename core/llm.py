@@ -5,11 +5,13 @@ rebuilds the same `LlmResult` from the chunks. Every failure (offline, timeout, 
 auth, retries exhausted, bad response) surfaces as `LlmUnavailable`, whose message never
 contains the API key. Retries of 408/409/429/5xx/timeouts are the SDK's own, bounded by
 `LlmConfig.max_retries`; `LlmConfig.timeout_s` bounds connecting and each read, so a stream
-that goes silent for that long fails too.
+that goes silent for that long fails too, and `LlmConfig.answer_deadline_s` bounds one whole
+answer, so a stream that keeps trickling does as well.
 """
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from typing import Any, Self, cast
@@ -254,6 +256,7 @@ class LlmStream:
         self._chunks: AsyncIterator[ChatCompletionChunk] | None = None
         self._result: LlmResult | None = None
         self._failed = False
+        self._deadline: float | None = None  # loop time, set when the request is sent
 
     @property
     def text(self) -> str:
@@ -276,22 +279,33 @@ class LlmStream:
     async def __anext__(self) -> str:
         if self._result is not None or self._failed:
             raise StopAsyncIteration
+        if self._deadline is None:
+            self._deadline = asyncio.get_running_loop().time() + self._client.answer_deadline_s
         if self._chunks is None:
             try:
-                self._sdk_stream = await self._client._create(self._messages, self._tools, stream=True)
+                async with asyncio.timeout_at(self._deadline):
+                    self._sdk_stream = await self._client._create(self._messages, self._tools, stream=True)
+            except TimeoutError:
+                self._failed = True
+                raise self._client._past_deadline() from None
             except _FAILURES as exc:
                 self._failed = True
                 raise self._client._translate(exc) from _cause(exc)
             self._chunks = aiter(self._sdk_stream)
         try:
-            while True:
-                try:
-                    chunk = await anext(self._chunks)
-                except StopAsyncIteration:
-                    break
-                delta = self._acc.add(chunk)
-                if delta:
-                    return delta
+            async with asyncio.timeout_at(self._deadline):
+                while True:
+                    try:
+                        chunk = await anext(self._chunks)
+                    except StopAsyncIteration:
+                        break
+                    delta = self._acc.add(chunk)
+                    if delta:
+                        return delta
+        except TimeoutError:
+            self._failed = True
+            await self.aclose()
+            raise self._client._past_deadline(midway=True) from None
         except _FAILURES as exc:
             self._failed = True
             await self.aclose()
@@ -340,12 +354,23 @@ class LlmClient:
     def enabled(self) -> bool:
         return self._sdk is not None
 
+    @property
+    def answer_deadline_s(self) -> float:
+        return self._config.answer_deadline_s
+
+    def _past_deadline(self, *, midway: bool = False) -> LlmUnavailable:
+        where = " (the stream was still arriving)" if midway else ""
+        return LlmUnavailable("timeout", f"no whole answer within {self._config.answer_deadline_s:g}s{where}")
+
     async def complete(self, messages: list[dict[str, Any]], tools: list[dict[str, Any]] | None = None) -> LlmResult:
         try:
-            completion = await self._create(messages, tools, stream=False)
+            async with asyncio.timeout(self._config.answer_deadline_s):
+                completion = await self._create(messages, tools, stream=False)
             if not isinstance(completion, ChatCompletion) or not completion.choices:
                 raise LlmUnavailable("bad response", "no choices in the completion")
             return _from_completion(completion)
+        except TimeoutError:
+            raise self._past_deadline() from None
         except _FAILURES as exc:
             raise self._translate(exc) from _cause(exc)
 

@@ -352,6 +352,30 @@ async def test_stall_midway_through_a_stream_keeps_the_partial_text(llm: FakeLlm
     assert len(llm.requests) == 1  # a stream that has started is never re-sent
 
 
+async def test_a_trickling_stream_ends_at_the_answer_deadline(llm: FakeLlm, connect: Connect) -> None:
+    # One event every 0.15 s never trips the 5 s read timeout; the whole answer would take over 1.5 s.
+    llm.script("Hello there, your parcel is on its way.", interval=0.15)
+    stream = connect(answer_deadline_s=0.5).stream(MESSAGES)
+    received: list[str] = []
+    started = time.monotonic()
+    with pytest.raises(LlmUnavailable, match=r"within 0\.5s") as caught:
+        async for delta in stream:
+            received.append(delta)
+    assert 0.5 <= time.monotonic() - started < 1.0
+    assert caught.value.kind == "timeout"
+    assert received and stream.text == "".join(received) and not stream.done
+    assert len(llm.requests) == 1
+
+
+async def test_the_answer_deadline_bounds_retries_of_a_complete_call(llm: FakeLlm, connect: Connect) -> None:
+    llm.stall(0.4)  # then 503, which the SDK retries
+    llm.stall(0.4)
+    started = time.monotonic()
+    with pytest.raises(LlmUnavailable, match=r"^timeout: no whole answer within 0\.6s"):
+        await connect(answer_deadline_s=0.6, max_retries=2).complete(MESSAGES)
+    assert 0.6 <= time.monotonic() - started < 1.0
+
+
 async def test_stall_midway_through_a_recorded_stream(llm: FakeLlm, connect: Connect) -> None:
     llm.replay(TEXT_FILE, stall_after=6)
     stream = connect(timeout_s=0.3, max_retries=0).stream(MESSAGES)

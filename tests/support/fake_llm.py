@@ -8,6 +8,7 @@
         llm.fail(429, times=2)                                # HTTP 429 (with Retry-After: 0) twice
         llm.stall()                                           # no response headers until the server closes
         llm.script("Hello world", stall_after=2)              # streamed, silent after 2 SSE events
+        llm.script("Hello world", interval=0.2)               # streamed, one SSE event every 0.2 s
         llm.raw(200, b"<html>", content_type="text/html")     # any other response
         ...
         llm.requests[0].body["messages"], llm.requests[0].headers["Authorization"]
@@ -58,6 +59,7 @@ class _Scripted:
     finish_reason: str
     usage: tuple[int, int]
     stall_after: int | None
+    interval: float = 0.0
 
 
 @dataclass(frozen=True)
@@ -134,15 +136,17 @@ class FakeLlm:
         finish_reason: str | None = None,
         usage: tuple[int, int] = (10, 5),
         stall_after: int | None = None,
+        interval: float = 0.0,
     ) -> None:
-        """Queue one reply; `tool_calls` are (name, arguments as JSON text or a mapping)."""
+        """Queue one reply; `tool_calls` are (name, arguments as JSON text or a mapping); a streamed
+        reply waits `interval` seconds after each SSE event."""
         calls = []
         for name, arguments in tool_calls:
             args = arguments if isinstance(arguments, str) else json.dumps(arguments, ensure_ascii=False)
             calls.append((f"call_{self._next_call_id}", name, args))
             self._next_call_id += 1
         reason = finish_reason or ("tool_calls" if calls else "stop")
-        self._queue.append(_Scripted(text, calls, reason, usage, stall_after))
+        self._queue.append(_Scripted(text, calls, reason, usage, stall_after, interval))
 
     def replay(self, path: str | Path, *, stall_after: int | None = None) -> None:
         """Queue a recorded SSE stream, sent as `text/event-stream` exactly as recorded."""
@@ -197,10 +201,10 @@ class FakeLlm:
             return web.json_response(_completion(reply, model))
         include_usage = bool((request_body.get("stream_options") or {}).get("include_usage"))
         events = [_sse(chunk) for chunk in _chunks(reply, model, include_usage)] + [b"data: [DONE]\n\n"]
-        return await self._send_events(request, events, reply.stall_after)
+        return await self._send_events(request, events, reply.stall_after, reply.interval)
 
     async def _send_events(
-        self, request: web.Request, events: list[bytes], stall_after: int | None
+        self, request: web.Request, events: list[bytes], stall_after: int | None, interval: float = 0.0
     ) -> web.StreamResponse:
         response = web.StreamResponse(headers={"Content-Type": "text/event-stream", "Cache-Control": "no-cache"})
         await response.prepare(request)
@@ -209,6 +213,8 @@ class FakeLlm:
                 await self._wait(None)
                 return response
             await response.write(event)
+            if interval:
+                await self._wait(interval)
         await response.write_eof()
         return response
 
