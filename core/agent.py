@@ -10,7 +10,9 @@ Each step sends the conversation and the tools; the model answers with text (the
 - a read runs at once and its JSON result goes back as a `tool` message; refusals and errors go back too;
 - a write is never run: its details are listed and kept pending (core.confirm.ask_to_confirm) and the turn ends
   with that question; the shopper's yes on the next turn runs it (core.confirm.settle_pending);
-- after `max_steps` tool calls the turn ends with an honest answer and the offer of a human.
+- after `max_steps` tool calls the turn ends with an honest answer and the offer of a human;
+- every answer of the turn must end by the turn's deadline (`llm.turn_deadline_s` from the start), so
+  a slow model cannot hold a shopper for `max_steps` times the answer's own limit.
 
 The system prompt is the engine's (shop name, the locale pack's rules) plus the store policy and who the
 signed-in shopper is. Tokens of the tool steps are reported through `on_usage`; the step whose text is the
@@ -19,6 +21,7 @@ answer is counted by its deliverer (core.engine), as for answers without tools.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import replace
@@ -66,15 +69,17 @@ def load_policy(path: Path) -> str:
 class Agent:
     """One per engine: the client, the tools and the policy (read once, at start)."""
 
-    def __init__(self, llm: LlmClient, policy: str, max_steps: int) -> None:
+    def __init__(self, llm: LlmClient, policy: str, max_steps: int, turn_deadline_s: float = 120.0) -> None:
         self.llm = llm
         self.policy = policy
         self.max_steps = max_steps
+        self.turn_deadline_s = turn_deadline_s
         self.tools = schemas(TOOLS)
 
     @classmethod
     def from_config(cls, config: Config, llm: LlmClient) -> Agent:
-        return cls(llm, load_policy(config.resolve_path(config.llm.policy_file)), config.llm.max_tool_steps)
+        return cls(llm, load_policy(config.resolve_path(config.llm.policy_file)), config.llm.max_tool_steps,
+                   config.llm.turn_deadline_s)
 
     def system_prompt(self, ctx: SkillContext, base: str) -> str:
         user_id = signed_in_user(ctx)
@@ -103,10 +108,12 @@ class AgentRun:
         self.on_usage = on_usage
         self.hand_over = hand_over
         self.steps = 0
+        # every answer of the turn ends by this loop time; tools run in between and are never cut off
+        self.deadline = asyncio.get_running_loop().time() + agent.turn_deadline_s
         self.health = False  # a health product's facts were given: the answer carries the disclaimer
 
     def step_stream(self) -> LlmStream:
-        return self.agent.llm.stream(self.messages, self.agent.tools)
+        return self.agent.llm.stream(self.messages, self.agent.tools, deadline=self.deadline)
 
     async def stream(self) -> list[Reply] | AgentStream:
         """Tool steps until the answer's text starts (streamed on by the AgentStream) or the turn ends."""
@@ -122,7 +129,7 @@ class AgentRun:
     async def complete(self) -> list[Reply] | LlmResult:
         """Tool steps until the model answers in text (the whole answer) or the turn ends."""
         while True:
-            result = await self.agent.llm.complete(self.messages, self.agent.tools)
+            result = await self.agent.llm.complete(self.messages, self.agent.tools, deadline=self.deadline)
             if not result.tool_calls:
                 return self.with_disclaimer(result)
             replies = await self.after_tool_step(result)

@@ -149,6 +149,8 @@ class LlmConfig(_Section):
     timeout_s: float = Field(30.0, gt=0)
     # one whole answer, retries and every streamed chunk included: a stream that keeps trickling ends too
     answer_deadline_s: float = Field(60.0, gt=0)
+    # one turn's LLM work: every tool step's answer (tools run in between, never cut off)
+    turn_deadline_s: float = Field(120.0, gt=0)
     max_retries: int = Field(2, ge=0, le=10)
     max_tokens: int = Field(800, ge=1)
     temperature: float = Field(0.3, ge=0.0, le=2.0)

@@ -6,7 +6,8 @@ auth, retries exhausted, bad response) surfaces as `LlmUnavailable`, whose messa
 contains the API key. Retries of 408/409/429/5xx/timeouts are the SDK's own, bounded by
 `LlmConfig.max_retries`; `LlmConfig.timeout_s` bounds connecting and each read, so a stream
 that goes silent for that long fails too, and `LlmConfig.answer_deadline_s` bounds one whole
-answer, so a stream that keeps trickling does as well.
+answer, so a stream that keeps trickling does as well. A caller may pass an earlier deadline
+(a turn's, in loop time) that the answer must also meet.
 """
 
 from __future__ import annotations
@@ -247,7 +248,8 @@ class LlmStream:
     `.text` keeps whatever arrived before the failure.
     """
 
-    def __init__(self, client: LlmClient, messages: list[dict[str, Any]], tools: list[dict[str, Any]] | None) -> None:
+    def __init__(self, client: LlmClient, messages: list[dict[str, Any]], tools: list[dict[str, Any]] | None,
+                 deadline: float | None = None) -> None:
         self._client = client
         self._messages = messages
         self._tools = tools
@@ -256,7 +258,9 @@ class LlmStream:
         self._chunks: AsyncIterator[ChatCompletionChunk] | None = None
         self._result: LlmResult | None = None
         self._failed = False
+        self._turn_deadline = deadline
         self._deadline: float | None = None  # loop time, set when the request is sent
+        self._by_turn = False  # the turn's deadline, not the answer's own, is the one that applies
 
     @property
     def text(self) -> str:
@@ -280,14 +284,14 @@ class LlmStream:
         if self._result is not None or self._failed:
             raise StopAsyncIteration
         if self._deadline is None:
-            self._deadline = asyncio.get_running_loop().time() + self._client.answer_deadline_s
+            self._deadline, self._by_turn = self._client.deadline_from_now(self._turn_deadline)
         if self._chunks is None:
             try:
                 async with asyncio.timeout_at(self._deadline):
                     self._sdk_stream = await self._client._create(self._messages, self._tools, stream=True)
             except TimeoutError:
                 self._failed = True
-                raise self._client._past_deadline() from None
+                raise self._client._past_deadline(self._by_turn) from None
             except _FAILURES as exc:
                 self._failed = True
                 raise self._client._translate(exc) from _cause(exc)
@@ -305,7 +309,7 @@ class LlmStream:
         except TimeoutError:
             self._failed = True
             await self.aclose()
-            raise self._client._past_deadline(midway=True) from None
+            raise self._client._past_deadline(self._by_turn, midway=True) from None
         except _FAILURES as exc:
             self._failed = True
             await self.aclose()
@@ -354,30 +358,40 @@ class LlmClient:
     def enabled(self) -> bool:
         return self._sdk is not None
 
-    @property
-    def answer_deadline_s(self) -> float:
-        return self._config.answer_deadline_s
+    def deadline_from_now(self, turn_deadline: float | None = None) -> tuple[float, bool]:
+        """Loop time by which an answer started now must end (its own limit, or the turn's if
+        sooner), and whether the turn's is the one that applies."""
+        own = asyncio.get_running_loop().time() + self._config.answer_deadline_s
+        if turn_deadline is not None and turn_deadline < own:
+            return turn_deadline, True
+        return own, False
 
-    def _past_deadline(self, *, midway: bool = False) -> LlmUnavailable:
+    def _past_deadline(self, by_turn: bool, *, midway: bool = False) -> LlmUnavailable:
+        limit = "the turn's deadline" if by_turn else f"{self._config.answer_deadline_s:g}s"
         where = " (the stream was still arriving)" if midway else ""
-        return LlmUnavailable("timeout", f"no whole answer within {self._config.answer_deadline_s:g}s{where}")
+        return LlmUnavailable("timeout", f"no whole answer within {limit}{where}")
 
-    async def complete(self, messages: list[dict[str, Any]], tools: list[dict[str, Any]] | None = None) -> LlmResult:
+    async def complete(self, messages: list[dict[str, Any]], tools: list[dict[str, Any]] | None = None,
+                       deadline: float | None = None) -> LlmResult:
+        """One answer; `deadline` (loop time), when given, ends it sooner than its own limit."""
+        until, by_turn = self.deadline_from_now(deadline)
         try:
-            async with asyncio.timeout(self._config.answer_deadline_s):
+            async with asyncio.timeout_at(until):
                 completion = await self._create(messages, tools, stream=False)
             if not isinstance(completion, ChatCompletion) or not completion.choices:
                 raise LlmUnavailable("bad response", "no choices in the completion")
             return _from_completion(completion)
         except TimeoutError:
-            raise self._past_deadline() from None
+            raise self._past_deadline(by_turn) from None
         except _FAILURES as exc:
             raise self._translate(exc) from _cause(exc)
 
-    def stream(self, messages: list[dict[str, Any]], tools: list[dict[str, Any]] | None = None) -> LlmStream:
+    def stream(self, messages: list[dict[str, Any]], tools: list[dict[str, Any]] | None = None,
+               deadline: float | None = None) -> LlmStream:
+        """Streamed answer; `deadline` (loop time), when given, ends it sooner than its own limit."""
         if self._sdk is None:
             raise LlmUnavailable("offline", "no LLM API key configured")
-        return LlmStream(self, messages, tools)
+        return LlmStream(self, messages, tools, deadline)
 
     async def _create(self, messages: list[dict[str, Any]], tools: list[dict[str, Any]] | None, *, stream: bool) -> Any:
         if self._sdk is None:

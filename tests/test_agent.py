@@ -7,6 +7,7 @@ sofia_rossi_8776 has pending orders, #W2611340 belongs to james_li_5688.
 from __future__ import annotations
 
 import json
+import time
 from pathlib import Path
 from typing import Any
 
@@ -207,6 +208,22 @@ async def test_llm_failure_midway_through_the_loop_gives_the_apology(tmp_path: P
                                                   "for a human colleague.")
             assert 'kefu_errors_total{kind="llm"} 1.0' in hub.metrics.render().decode()
             assert (await hub.store.load(f"web:{SOFIA}")).history[-1].text == body["replies"][0]["text"]
+
+
+async def test_the_turn_deadline_ends_a_slow_answer_after_a_tool_step(tmp_path: Path) -> None:
+    async with FakeLlm() as llm:
+        llm.script(tool_calls=[("get_order_details", {"order_id": SOFIA_ORDER})])
+        # each event well inside the 2 s read timeout and the whole answer inside its own 5 s limit,
+        # but about 2 s in all: past the turn's 0.8 s
+        llm.script("Your order #W5918442 with the perfume is awaiting shipment, as the store says.", interval=0.1)
+        config = agent_config(tmp_path, llm, answer_deadline_s=5, turn_deadline_s=0.8)
+        async with hub_client(config) as (client, hub):
+            started = time.monotonic()
+            body = await say(client, SOFIA, QUESTION, locale="en")
+            assert time.monotonic() - started < 1.6
+            assert body["route"] == "llm" and len(llm.requests) == 2
+            assert "Sorry, I couldn't finish that answer." in body["replies"][-1]["text"]
+            assert 'kefu_errors_total{kind="llm"} 1.0' in hub.metrics.render().decode()
 
 
 async def test_skill_tools_answer_from_the_shops_rules(tmp_path: Path) -> None:
