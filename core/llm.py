@@ -3,17 +3,22 @@
 `LlmClient.complete()` returns one `LlmResult`; `LlmClient.stream()` yields text deltas and
 rebuilds the same `LlmResult` from the chunks. Every failure (offline, timeout, connection,
 auth, retries exhausted, bad response) surfaces as `LlmUnavailable`, whose message never
-contains the API key. Retries of 408/409/429/5xx/timeouts are the SDK's own, bounded by
-`LlmConfig.max_retries`; `LlmConfig.timeout_s` bounds connecting and each read, so a stream
-that goes silent for that long fails too, and `LlmConfig.answer_deadline_s` bounds one whole
-answer, so a stream that keeps trickling does as well. A caller may pass an earlier deadline
-(a turn's, in loop time) that the answer must also meet.
+contains the API key. The SDK's client is built without the OPENAI_* environment variables it
+would otherwise read (organization, project, extra headers), so nothing but our key goes out.
+
+Retries of 408/409/429/5xx/timeouts are the SDK's own, bounded by `LlmConfig.max_retries`;
+`LlmConfig.timeout_s` bounds connecting and each read, so a stream that goes silent for that
+long fails too, and `LlmConfig.answer_deadline_s` bounds one whole answer, so a stream that
+keeps trickling does as well. A caller may pass an earlier deadline (a turn's, in loop time)
+that the answer must also meet.
 """
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
+import os
+from collections.abc import AsyncIterator, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any, Self, cast
 
@@ -339,6 +344,22 @@ def _cause(exc: Exception) -> Exception | None:
     return None if isinstance(exc, openai.APIError) and exc.body is not None else exc
 
 
+# Read by the SDK when a client is built, and meant for OpenAI's own API (perhaps another program's on
+# the same host): OPENAI_CUSTOM_HEADERS can even replace the Authorization header. None of them may
+# reach the configured API, so the client is built without them.
+_SDK_ENVIRONMENT = ("OPENAI_API_KEY", "OPENAI_ADMIN_KEY", "OPENAI_ORG_ID", "OPENAI_PROJECT_ID",
+                    "OPENAI_CUSTOM_HEADERS", "OPENAI_BASE_URL", "OPENAI_WEBHOOK_SECRET")
+
+
+@contextmanager
+def _without_sdk_environment() -> Iterator[None]:
+    saved = {name: os.environ.pop(name) for name in _SDK_ENVIRONMENT if name in os.environ}
+    try:
+        yield
+    finally:
+        os.environ.update(saved)
+
+
 class LlmClient:
     """One per process; `complete()` and `stream()` may run concurrently."""
 
@@ -347,12 +368,13 @@ class LlmClient:
         self._translate = _Translator(config)
         self._sdk: openai.AsyncOpenAI | None = None
         if config.enabled:
-            self._sdk = openai.AsyncOpenAI(
-                api_key=config.api_key,
-                base_url=config.base_url,
-                timeout=config.timeout_s,
-                max_retries=config.max_retries,
-            )
+            with _without_sdk_environment():
+                self._sdk = openai.AsyncOpenAI(
+                    api_key=config.api_key,
+                    base_url=config.base_url,
+                    timeout=config.timeout_s,
+                    max_retries=config.max_retries,
+                )
 
     @property
     def enabled(self) -> bool:

@@ -7,6 +7,7 @@ Recorded streams are checked against the openai SDK's own chunk accumulation
 from __future__ import annotations
 
 import json
+import os
 import time
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
@@ -429,6 +430,23 @@ async def test_authorization_header_carries_the_key(llm: FakeLlm, connect: Conne
     llm.script("ok")
     await connect().complete(MESSAGES)
     assert llm.requests[0].headers["authorization"] == f"Bearer {KEY}"
+
+
+async def test_openai_environment_variables_never_reach_the_llm_api(
+    llm: FakeLlm, connect: Connect, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Meant for OpenAI's own API, perhaps by another program on the host; the SDK reads them by default.
+    monkeypatch.setenv("OPENAI_ORG_ID", "org-elsewhere")
+    monkeypatch.setenv("OPENAI_PROJECT_ID", "proj-elsewhere")
+    monkeypatch.setenv("OPENAI_CUSTOM_HEADERS", "X-Elsewhere: yes\nAuthorization: Bearer sk-elsewhere")
+    monkeypatch.setenv("OPENAI_ADMIN_KEY", "sk-admin-elsewhere")
+    llm.script("Hi!")
+    await connect().complete(MESSAGES)
+    headers = llm.requests[0].headers
+    assert headers["Authorization"] == f"Bearer {KEY}"
+    assert not {"OpenAI-Organization", "OpenAI-Project", "X-Elsewhere"} & set(headers)
+    assert "elsewhere" not in str(dict(headers))
+    assert os.environ["OPENAI_ORG_ID"] == "org-elsewhere", "the environment itself is left as it was"
 
 
 @pytest.mark.parametrize("status", [401, 400, 500])
