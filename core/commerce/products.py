@@ -74,13 +74,27 @@ class ProductInfo:
         return out
 
 
+def arabic_definite_forms(name: str) -> tuple[str, ...]:
+    """The forms with the article ال that shoppers write for an Arabic product name: on the last word
+    (noun and noun: "مصباح مكتب", a desk lamp, as "مصباح المكتب") and on every word (noun and adjective:
+    "حذاء رياضي" as "الحذاء الرياضي"); a one-word name takes it once. None for a name that has it already."""
+    words = name.split()
+    if not words or any(w.startswith("ال") for w in words):
+        return ()
+    last = [*words[:-1], "ال" + words[-1]]
+    every = ["ال" + w for w in words]
+    return tuple(dict.fromkeys((" ".join(last), " ".join(every))))
+
+
 class ProductKnowledge:
     def __init__(self, products: list[ProductInfo], option_names: Mapping[str, Mapping[str, str]]) -> None:
         self.products = {p.name: p for p in products}
         self.option_names = option_names
         words: dict[str, str] = {}  # casefolded word -> product name
         for product in products:
-            for word in (product.name, *(w for names in product.names.values() for w in names), *product.aliases):
+            arabic = (form for name in product.names.get("ar", ()) for form in arabic_definite_forms(name))
+            for word in (product.name, *(w for names in product.names.values() for w in names), *product.aliases,
+                         *arabic):
                 words.setdefault(word.casefold(), product.name)
         self._words = words
         latin = sorted((w for w in words if re.search(r"[a-z]", w)), key=len, reverse=True)

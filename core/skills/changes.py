@@ -28,8 +28,9 @@ NO_LONGER_NEEDED, BY_MISTAKE = CANCEL_REASONS
 REASON_TEXT = {NO_LONGER_NEEDED: N_("No longer needed"), BY_MISTAKE: N_("Ordered by mistake")}
 # The shopper's words for the two reasons the store accepts, in zh, en, ja and ar.
 _REASON_WORDS = {
-    NO_LONGER_NEEDED: re.compile(r"不需要|不要了|不想要|用不上|用不到|不用了|no longer need|don'?t need|not needed"
-                                 r"|don'?t want|changed my mind|もう(?:必要|いら)|不要になり"
+    NO_LONGER_NEEDED: re.compile(r"不需要|不再需要|不要了|不想要|用不上|用不到|不用了"
+                                 r"|no longer need|don'?t need|not needed|don'?t want|changed my mind"
+                                 r"|もう(?:必要|いら)|不要にな[りっ]"
                                  r"|لم أعد بحاجة|لا أحتاج", re.I),
     BY_MISTAKE: re.compile(r"买错|下错|拍错|点错|误购|误下|by mistake|mistaken|accident|wrong(?:ly)? order"
                            r"|間違|誤って|بالخطأ|عن طريق الخطأ", re.I),
@@ -40,6 +41,12 @@ def read_reason(text: str) -> str | None:
     """The store's reason the shopper's words give, or None when they give neither (or both)."""
     found = [reason for reason, words in _REASON_WORDS.items() if words.search(text)]
     return found[0] if len(found) == 1 else None
+
+
+def pressed_reason(ctx: SkillContext) -> str | None:
+    """The reason whose button label (in the shopper's language) is the whole message."""
+    text = ctx.text.strip().casefold()
+    return next((r for r in CANCEL_REASONS if ctx.t(REASON_TEXT[r]).casefold() == text), None)
 
 
 def refunds_of(order: dict[str, Any]) -> dict[str, Decimal]:
@@ -70,7 +77,7 @@ async def order_cancel(ctx: SkillContext) -> list[Reply]:
     order = picked.order
     if order["status"] != "pending":
         return [Reply(text=refused(ctx, order))]
-    reason = read_reason(ctx.text)
+    reason = pressed_reason(ctx) or read_reason(ctx.text)
     if reason is None:
         return ask_reason(ctx, order["order_id"], again=asked is not None and asked.step == "reason")
     summary = "\n".join([

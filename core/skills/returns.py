@@ -27,6 +27,7 @@ from core.skills.choices import (
     sentences,
     user_method,
 )
+from core.skills.order_lookup import named_products
 from core.skills.orders import items_total, signed_in_account
 
 ORDERS_OFFERED = 3
@@ -50,10 +51,13 @@ def route_items(items: list[dict[str, Any]], keep_it_below: Decimal) -> dict[Ret
 
 
 def _named(ctx: SkillContext, items: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """The items the shopper names (by the product entity or the product's name in the text)."""
+    """The items the shopper names: by the product entity, the product's name in any of our languages
+    (デスクライト, 台灯 are the Desk Lamp), or the store's own item name in the text."""
     wanted = (ctx.understanding.entity("product") or "").lower()
+    known = {p.name for p in named_products(ctx)}
     text = ctx.text.lower()
-    return [i for i in items if (wanted and wanted in i["name"].lower()) or i["name"].lower() in text]
+    return [i for i in items
+            if i["name"] in known or (wanted and wanted in i["name"].lower()) or i["name"].lower() in text]
 
 
 def _mentioned(ctx: SkillContext, items: list[dict[str, Any]]) -> list[dict[str, Any]]:
