@@ -83,3 +83,24 @@ def test_arabic_product_names_are_found_with_the_article() -> None:
     assert [p.name for p in kb.find("وصل مصباح المكتب؟")] == ["Desk Lamp"]  # noun + noun: the article on the last
     assert [p.name for p in kb.find("الحذاء الجري حقي وين")] == ["Running Shoes"]  # on every word
     assert [p.name for p in kb.find("ابي ارجع حذاء جري")] == ["Running Shoes"]  # and without it
+
+
+EXCHANGE = {"ja": "注文#W5838674の掛け時計を交換したいです", "ar": "أريد استبدال ساعة الحائط من الطلب #W5838674"}
+
+
+@pytest.mark.parametrize("web_hub", ["memory"], indirect=True)
+@pytest.mark.parametrize("locale", list(EXCHANGE))
+async def test_an_exchange_of_an_item_named_in_the_shoppers_language(web_hub: tuple[TestClient, Hub],
+                                                                   locale: str) -> None:
+    client, hub = web_hub
+    user = "ivan_hernandez_6923"
+    variants = checked(hub, locale, await say(client, user, EXCHANGE[locale], locale=locale))
+    assert variants["replies"][0]["text"].startswith("Wall Clock"), "no question which item: the clock was named"
+    more = checked(hub, locale, await say(client, user, variants["replies"][0]["buttons"][0]["payload"], locale=locale))
+    methods = checked(hub, locale, await say(client, user, more["replies"][0]["buttons"][0]["payload"], locale=locale))
+    listed = checked(hub, locale, await say(client, user, methods["replies"][0]["buttons"][0]["payload"],
+                                            locale=locale))
+    assert [b["payload"] for b in listed["replies"][0]["buttons"]] == ["yes", "no"]
+    assert hub.engine.commerce.get_order_details("#W5838674")["status"] == "delivered"
+    checked(hub, locale, await say(client, user, YES[locale], locale=locale))
+    assert hub.engine.commerce.get_order_details("#W5838674")["status"] == "exchange requested"

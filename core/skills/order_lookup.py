@@ -30,6 +30,16 @@ def named_products(ctx: SkillContext) -> tuple[ProductInfo, ...]:
     return tuple(found or kb.find(ctx.text))
 
 
+def named_items(ctx: SkillContext, items: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The order items the shopper names: by the product entity, the product's name in any of our languages
+    (デスクライト, 台灯 are the Desk Lamp), or the store's own item name in the text."""
+    wanted = (ctx.understanding.entity("product") or "").lower()
+    known = {p.name for p in named_products(ctx)}
+    text = ctx.text.lower()
+    return [i for i in items
+            if i["name"] in known or (wanted and wanted in i["name"].lower()) or i["name"].lower() in text]
+
+
 def orders_holding(ctx: SkillContext, order_ids: Iterable[str], products: tuple[ProductInfo, ...]) -> ProductLookup:
     names = {p.name for p in products}
     orders = [ctx.commerce.get_order_details(oid) for oid in reversed(list(order_ids))]

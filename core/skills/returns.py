@@ -27,7 +27,7 @@ from core.skills.choices import (
     sentences,
     user_method,
 )
-from core.skills.order_lookup import named_products
+from core.skills.order_lookup import named_items
 from core.skills.orders import items_total, signed_in_account
 
 ORDERS_OFFERED = 3
@@ -50,19 +50,9 @@ def route_items(items: list[dict[str, Any]], keep_it_below: Decimal) -> dict[Ret
     return routes
 
 
-def _named(ctx: SkillContext, items: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """The items the shopper names: by the product entity, the product's name in any of our languages
-    (デスクライト, 台灯 are the Desk Lamp), or the store's own item name in the text."""
-    wanted = (ctx.understanding.entity("product") or "").lower()
-    known = {p.name for p in named_products(ctx)}
-    text = ctx.text.lower()
-    return [i for i in items
-            if i["name"] in known or (wanted and wanted in i["name"].lower()) or i["name"].lower() in text]
-
-
 def _mentioned(ctx: SkillContext, items: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """The items the shopper names, else all."""
-    return _named(ctx, items) or items
+    return named_items(ctx, items) or items
 
 
 def explain_routes(ctx: SkillContext, order: dict[str, Any]) -> str:
@@ -119,7 +109,7 @@ async def return_request(ctx: SkillContext) -> list[Reply]:
     if asked is not None and asked.step == "method":
         return _confirm(ctx, user, order, list(data.get("item_ids") or []), chosen_method(ctx, data))
     explained = Reply(text=t("Order {order_id}:", order_id=order_id) + "\n" + explain_routes(ctx, order))
-    named = _named(ctx, order["items"])
+    named = named_items(ctx, order["items"])
     if named or len(order["items"]) == 1:
         return [explained, *_after_items(ctx, user, order, [i["item_id"] for i in named or order["items"]])]
     return [explained, ask_items(ctx, order)]
@@ -139,7 +129,7 @@ def _chosen_items(ctx: SkillContext, order: dict[str, Any], data: dict[str, Any]
     for label, ids in dict(data.get("options") or {}).items():
         if label.casefold() == wanted:
             return list(ids)
-    return [i["item_id"] for i in _named(ctx, order["items"])]
+    return [i["item_id"] for i in named_items(ctx, order["items"])]
 
 
 def _after_items(ctx: SkillContext, user: dict[str, Any], order: dict[str, Any], item_ids: list[str]) -> list[Reply]:

@@ -18,6 +18,7 @@ from core.message import Button, Reply
 from core.skills import flow
 from core.skills.base import SkillContext
 from core.skills.choices import choose_method_buttons, chosen_method, item_label, method_label, money
+from core.skills.order_lookup import named_items
 
 VARIANTS_OFFERED = 8
 WRITES = {"order_modify": "modify_pending_order_items", "exchange_request": "exchange_delivered_order_items"}
@@ -79,6 +80,9 @@ def ask_item(ctx: SkillContext, intent: str, order: dict[str, Any], data: dict[s
     if not left:
         return [Reply(text=t("The items of order {order_id} have no other variant available right now.",
                              order_id=order["order_id"]))]
+    named = named_items(ctx, left)
+    if len(named) == 1:  # the shopper said which ("exchange the wall clock"): straight to its variants
+        return ask_variant(ctx, intent, {**data, "item": named[0]["item_id"]}, named[0])
     options = {item_label(t, i): i["item_id"] for i in left}
     flow.ask(ctx, intent, "swap:item", {**data, "options": options}, options)
     return [Reply(text=t("Which item of order {order_id} would you like to change?", order_id=order["order_id"]),
