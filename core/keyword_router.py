@@ -19,7 +19,8 @@ _KEYWORDS: tuple[tuple[str, tuple[str, ...]], ...] = (
                      r"موظف|إنسان|بشري")),
     ("complaint", (r"投诉|差评|垃圾|骗子", r"complain|complaint|terrible service", r"苦情|クレーム", r"شكوى|أشتكي")),
     ("refund_status", (r"退款.*(?:到账|进度|状态|多久|没到)", r"refund status|where is my refund",
-                       r"返金.*(?:状況|まだ)", r"حالة الاسترداد")),
+                       r"返金.*(?:状況|まだ|いつ)",
+                       r"حالة الاسترداد|متى (?:يوصل|يصل|يرجع|ينزل|أستلم)\S* (?:لي )?(?:المبلغ|الاسترداد|فلوسي)")),
     ("return_request", (r"退货|退款|退钱", r"return|refund", r"返品|返金", r"إرجاع|استرداد")),
     ("exchange_request", (r"换货|换个(?!.{0,4}(?:支付|付款))|换尺码", r"exchange|swap", r"交換", r"استبدال")),
     ("order_cancel", (r"取消订单|不要了", r"cancel", r"キャンセル", r"إلغاء")),
@@ -27,7 +28,7 @@ _KEYWORDS: tuple[tuple[str, tuple[str, ...]], ...] = (
                       r"|改.{0,6}(?:尺码|颜色|款式)",
                       r"change (?:my |the )?(?:\w+ )?(?:address|order|payment)|update (?:my |the )?(?:\w+ )?address"
                       r"|modify", r"住所.*変更|変更",
-                      r"تعديل|تغيير العنوان")),
+                      r"تعديل|(?:تغيير|أغير|اغير) (?:ال)?عنوان|(?:تغيير|أغير|اغير) (?:ال)?طريقة الدفع")),
     ("order_status", (r"订单|物流|快递|发货|到哪|到了吗|查单", r"order|tracking|shipping|deliver|where (?:is|are) my",
                       r"注文|配送|荷物|届", r"طلب|شحن|توصيل")),
     ("payment_issue", (r"付款|支付|付不了|扣款", r"payment|pay|card declined", r"支払|決済", r"دفع")),
