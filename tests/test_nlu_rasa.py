@@ -40,6 +40,16 @@ async def test_confident_intents_go_to_skills_and_the_rest_below_threshold(tmp_p
         assert 1 <= len(queued["top"]) <= 3 and all("intent" in t for t in queued["top"])
 
 
+async def test_a_return_of_two_items_named_in_zh_and_ar_keeps_both(tmp_path: Path, rasa_server: RasaServer) -> None:
+    # Rasa marks one or both products; the rest are found in the text: neither may be lost.
+    for text, locale in (("订单W5838674的台灯和挂钟我要退货", "zh-CN"),
+                         ("أريد إرجاع مصباح المكتب وساعة الحائط من الطلب #W5838674", "ar")):
+        async with hub_client(rasa_config(tmp_path / locale, rasa_server)) as (client, _):
+            body = await say(client, "ivan_hernandez_6923", text, locale=locale)
+            explained = body["replies"][0]["text"]
+            assert "Desk Lamp" in explained and "Wall Clock" in explained and "Espresso" not in explained, explained
+
+
 async def test_operator_parse_endpoint_reports_the_decision(tmp_path: Path, rasa_server: RasaServer) -> None:
     config = rasa_config(tmp_path, rasa_server, admin={"token": "op-secret"})
     async with hub_client(config) as (client, _):

@@ -33,11 +33,13 @@ def named_products(ctx: SkillContext) -> tuple[ProductInfo, ...]:
 def named_items(ctx: SkillContext, items: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """The order items the shopper names: by the product entity, the product's name in any of our languages
     (デスクライト, 台灯 are the Desk Lamp), or the store's own item name in the text."""
-    wanted = (ctx.understanding.entity("product") or "").lower()
-    known = {p.name for p in named_products(ctx)}
+    kb = knowledge()
+    # every product entity (a shopper may name two), and the names in the text the NLU did not mark
+    wanted = [e.value.lower() for e in ctx.understanding.entities if e.name == "product"]
+    known = {p.name for w in wanted for p in kb.find(w)} | {p.name for p in kb.find(ctx.text)}
     text = ctx.text.lower()
     return [i for i in items
-            if i["name"] in known or (wanted and wanted in i["name"].lower()) or i["name"].lower() in text]
+            if i["name"] in known or any(w in i["name"].lower() for w in wanted) or i["name"].lower() in text]
 
 
 def orders_holding(ctx: SkillContext, order_ids: Iterable[str], products: tuple[ProductInfo, ...]) -> ProductLookup:
