@@ -22,21 +22,25 @@ class ProductLookup:
     orders: tuple[dict[str, Any], ...]  # their orders holding any of them, newest first
 
 
+def _product_entities(ctx: SkillContext) -> list[str]:
+    return [e.value for e in ctx.understanding.entities if e.name == "product"]
+
+
 def named_products(ctx: SkillContext) -> tuple[ProductInfo, ...]:
-    """The products the message names (the NLU's `product` entity first, then the words themselves)."""
+    """The products the message names: the NLU's `product` entities first (a shopper may name two), then
+    the names in the words themselves that the NLU did not mark."""
     kb = knowledge()
-    entity = ctx.understanding.entity("product")
-    found = kb.find(entity) if entity else []
-    return tuple(found or kb.find(ctx.text))
+    found: dict[str, ProductInfo] = {}
+    for product in (*(p for value in _product_entities(ctx) for p in kb.find(value)), *kb.find(ctx.text)):
+        found.setdefault(product.name, product)
+    return tuple(found.values())
 
 
 def named_items(ctx: SkillContext, items: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """The order items the shopper names: by the product entity, the product's name in any of our languages
+    """The order items the shopper names: by a product entity, the product's name in any of our languages
     (デスクライト, 台灯 are the Desk Lamp), or the store's own item name in the text."""
-    kb = knowledge()
-    # every product entity (a shopper may name two), and the names in the text the NLU did not mark
-    wanted = [e.value.lower() for e in ctx.understanding.entities if e.name == "product"]
-    known = {p.name for w in wanted for p in kb.find(w)} | {p.name for p in kb.find(ctx.text)}
+    known = {p.name for p in named_products(ctx)}
+    wanted = [value.lower() for value in _product_entities(ctx)]
     text = ctx.text.lower()
     return [i for i in items
             if i["name"] in known or any(w in i["name"].lower() for w in wanted) or i["name"].lower() in text]
