@@ -14,6 +14,8 @@ INTENTS: tuple[str, ...] = (
     "return_request", "exchange_request", "refund_status", "payment_issue", "promotion_query",
     "size_advice", "product_recommend", "product_question", "store_nearby", "complaint", "invoice",
 )
+# Rasa's intent for text that is not about the shop (weather, jokes): no skill, and no request either
+OUT_OF_SCOPE = "out_of_scope"
 
 
 @dataclass(frozen=True, slots=True)

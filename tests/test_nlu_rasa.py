@@ -50,6 +50,30 @@ async def test_a_return_of_two_items_named_in_zh_and_ar_keeps_both(tmp_path: Pat
             assert "Desk Lamp" in explained and "Wall Clock" in explained and "Espresso" not in explained, explained
 
 
+ADDRESS_ANSWERS = {
+    "zh-CN": ("修改订单#W5918442的收货地址", ["中山路88号", "无", "Springfield", "IL", "62704", "USA"], "好的"),
+    "ja": ("注文#W5918442の配送先住所を変更したいです", ["中央通り88番地", "なし", "Springfield", "IL", "62704", "USA"],
+           "はい"),
+    "ar": ("أريد تغيير عنوان الطلب #W5918442", ["شارع الملك فهد 88", "لا يوجد", "Springfield", "IL", "62704", "USA"],
+           "نعم"),
+}
+
+
+async def test_an_address_given_field_by_field_reaches_the_order(tmp_path: Path, rasa_server: RasaServer) -> None:
+    # Each answer goes to the open question, though Rasa may read a street or a city as out of scope.
+    for locale, (opening, answers, yes) in ADDRESS_ANSWERS.items():
+        async with hub_client(rasa_config(tmp_path / locale, rasa_server)) as (client, hub):
+            user = "sofia_rossi_8776"
+            body = await say(client, user, opening, locale=locale)
+            for answer in answers:
+                assert body["route"] == "skill", (locale, answer, body)
+                body = await say(client, user, answer, locale=locale)
+            assert [b["payload"] for b in body["replies"][0]["buttons"]] == ["yes", "no"], (locale, body)
+            await say(client, user, yes, locale=locale)
+            address = hub.engine.commerce.get_order_details("#W5918442")["address"]
+            assert (address["address1"], address["city"], address["zip"]) == (answers[0], "Springfield", "62704")
+
+
 async def test_operator_parse_endpoint_reports_the_decision(tmp_path: Path, rasa_server: RasaServer) -> None:
     config = rasa_config(tmp_path, rasa_server, admin={"token": "op-secret"})
     async with hub_client(config) as (client, _):

@@ -113,7 +113,10 @@ def change_address(ctx: SkillContext, intent: str, target: dict[str, Any], curre
 
 def ask_field(ctx: SkillContext, intent: str, target: dict[str, Any], address: dict[str, str], field: str,
               *, again: bool = False) -> list[Reply]:
-    flow.ask(ctx, intent, f"address:{field}", {**target, "address": address})
+    # What marks an answer, whatever intent the words may look like to the NLU ("لا يوجد" reads as thanks):
+    # a digit (house numbers, postcodes), "none" for the second line, a name of the country.
+    answers = {"address2": rf"\d|^\s*(?:{_NONE.pattern})\s*$", "country": rf"^\s*(?:{_COUNTRIES.pattern})\s*$"}
+    flow.ask(ctx, intent, f"address:{field}", {**target, "address": address}, answers=answers.get(field, r"\d"))
     question = ctx.t(QUESTIONS[field])
     if again:
         question = sentences(ctx.t, [ctx.t("Sorry, I didn't get that."), question])

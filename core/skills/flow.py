@@ -4,8 +4,9 @@ Changing an order takes several answers (which order, which reason, which item, 
 address field by field). The asking skill keeps them in `session.slots[FLOW]`; on the next turn the engine
 sends the message back to that skill (`awaited_intent`) when it answers the question: one of the offered
 choices, text matching the step's answer pattern, or anything the NLU did not confidently read as another
-request. A confident other request drops the question (the shopper moved on), and a question lapses after
-`FLOW_TTL_S`. Everything kept is plain JSON, so sessions stay the same on memory and on Redis.
+request (out of scope is no request: an address or a name often reads so). A confident other request drops
+the question (the shopper moved on), and a question lapses after `FLOW_TTL_S`. Everything kept is plain
+JSON, so sessions stay the same on memory and on Redis.
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
-from core.nlu import NluResult
+from core.nlu import OUT_OF_SCOPE, NluResult
 from core.sessions import Session
 from core.skills.base import SkillContext
 
@@ -77,7 +78,8 @@ def awaited_intent(session: Session, understanding: NluResult, text: str, confid
     answers = raw.get("answers")
     if answers and re.search(answers, text, re.I):
         return intent
-    if confident and understanding.intent != intent:
+    # An answer to our question (a street, a name) often reads as not about the shop: that is no other request.
+    if confident and understanding.intent not in (intent, OUT_OF_SCOPE):
         session.slots.pop(FLOW, None)
         return None
     return intent
