@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import ast
 import io
+import re
 import subprocess
 import sys
 import tarfile
@@ -72,6 +73,31 @@ async def test_an_address_given_field_by_field_reaches_the_order(tmp_path: Path,
             await say(client, user, yes, locale=locale)
             address = hub.engine.commerce.get_order_details("#W5918442")["address"]
             assert (address["address1"], address["city"], address["zip"]) == (answers[0], "Springfield", "62704")
+
+
+FOLLOW_UPS = {
+    "zh-CN": ("T恤穿什么码", ["175", "70"]),
+    "ja": ("Tシャツのサイズを相談したいです", ["175センチ", "70キロ"]),
+    "ar": ("أبغى أعرف مقاس التي شيرت المناسب لي", ["175", "70"]),
+}
+
+
+async def test_bare_measures_and_a_payment_message_answer_the_question_asked(tmp_path: Path,
+                                                                             rasa_server: RasaServer) -> None:
+    # "175" alone means nothing to the NLU; after "your height and weight?" it is the answer.
+    for locale, (opening, answers) in FOLLOW_UPS.items():
+        async with hub_client(rasa_config(tmp_path / locale, rasa_server)) as (client, _):
+            body = await say(client, "james_li_5688", opening, locale=locale)
+            for answer in answers:
+                assert body["route"] == "skill", (locale, answer, body)
+                body = await say(client, "james_li_5688", answer, locale=locale)
+            assert body["route"] == "skill" and re.search(r"(?<![A-Z])(?:XS|S|M|L|XL|XXL)(?![A-Z])",
+                                                          body["replies"][0]["text"])
+    async with hub_client(rasa_config(tmp_path / "pay", rasa_server)) as (client, _):
+        asked = await say(client, "james_li_5688", "الدفع ما يمشي", locale="ar")
+        answered = await say(client, "james_li_5688", "رصيد غير كاف", locale="ar")
+        assert (asked["route"], answered["route"]) == ("skill", "skill")
+        assert answered["replies"][0]["text"] != asked["replies"][0]["text"], "a diagnosis, not the question again"
 
 
 async def test_operator_parse_endpoint_reports_the_decision(tmp_path: Path, rasa_server: RasaServer) -> None:

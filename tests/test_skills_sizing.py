@@ -8,7 +8,10 @@ from aiohttp.test_utils import TestClient
 from core.app import Hub
 from core.skills.sizing import (
     BUNDLED,
+    HEIGHT,
+    WEIGHT,
     advise,
+    bare_measures,
     load_charts,
     parse_entity_height,
     parse_entity_weight,
@@ -97,3 +100,11 @@ async def test_shoe_size_in_en_and_zh(web_hub: tuple[TestClient, Hub]) -> None:
     assert en["replies"][0]["text"] == "For a foot length of 265 mm I suggest size US 9 (EU 42)."
     zh = await say(client, "s4", "鞋码怎么选")
     assert "脚长" in zh["replies"][0]["text"]
+
+
+def test_bare_numbers_answer_the_measures_asked_for() -> None:
+    assert bare_measures("175", [HEIGHT, WEIGHT]) == {HEIGHT: 175}
+    assert bare_measures("70", [WEIGHT]) == {WEIGHT: 70}, "the one still missing"
+    assert bare_measures("175 70", [HEIGHT, WEIGHT]) == {HEIGHT: 175, WEIGHT: 70}
+    assert bare_measures("165", [HEIGHT]) == {HEIGHT: 165}
+    assert bare_measures("999", [HEIGHT]) == {}, "not a height"

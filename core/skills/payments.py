@@ -13,6 +13,7 @@ from dataclasses import dataclass
 
 from core.locale import N_
 from core.message import Reply
+from core.skills import flow
 from core.skills.base import SkillContext
 
 
@@ -91,10 +92,17 @@ def diagnose(text: str) -> list[Cause]:
     return [cause for _, _, cause in sorted(scored, key=lambda s: (s[0], s[1]))]
 
 
+INTENT = "payment_issue"
+# What marks a reply to "tell me the message or code" as one, whatever the NLU reads in it
+_ANSWERS = "|".join([*(cause.keywords.pattern for cause in CAUSES), _NUMERIC_CODE.pattern])
+
+
 async def payment_issue(ctx: SkillContext) -> list[Reply]:
     t = ctx.t
+    flow.resume(ctx, INTENT)  # the message or code we asked for, if this is it
     causes = diagnose(ctx.text)
     if not causes:
+        flow.ask(ctx, INTENT, "message", {}, answers=_ANSWERS)
         return [Reply(text=t("Sorry your payment didn't go through. The usual causes are a card limit, not enough "
                              "balance, a network timeout, risk control, an expired card or bank maintenance. Tell "
                              "me the message or error code you saw and I'll tell you which one it is and what to "

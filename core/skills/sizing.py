@@ -18,6 +18,7 @@ import yaml
 
 from core.config import PROJECT_ROOT, ShopConfig
 from core.message import Reply
+from core.skills import flow
 from core.skills.base import SkillContext
 
 BUNDLED = PROJECT_ROOT / "core" / "commerce" / "size_charts.yaml"
@@ -175,14 +176,35 @@ def size_charts(shop: ShopConfig) -> dict[str, SizeChart]:
 # -- the skill ------------------------------------------------------------------------------------------------
 
 
-def _remember(ctx: SkillContext) -> dict[str, float]:
-    """Measures from this message (entities first, then the words) merged into the session's slots."""
+_BARE_NUMBER = re.compile(r"(?<![\d.])(\d{2,3}(?:\.\d+)?)(?![\d.])")
+
+
+def bare_measures(text: str, missing: list[str]) -> dict[str, float]:
+    """Numbers without a unit, in answer to our question: a lone number is the one measure still missing;
+    otherwise a height in cm is 100 or more and a weight in kg less ("175 70")."""
+    numbers = [float(n) for n in _BARE_NUMBER.findall(text)][:2]
+    if len(numbers) == 1 and len(missing) == 1:
+        named = {missing[0]: numbers[0]}
+    else:
+        named = {}
+        for number in numbers:
+            named.setdefault(HEIGHT if number >= 100 else WEIGHT, number)
+    limits = {HEIGHT: (50, 250), WEIGHT: (10, 250)}
+    plausible = {name: _plausible(value, *limits[name]) for name, value in named.items() if name in limits}
+    return {name: value for name, value in plausible.items() if value is not None}
+
+
+def _remember(ctx: SkillContext, answering: bool = False) -> dict[str, float]:
+    """Measures from this message (entities first, then the words) merged into the session's slots; when it
+    answers our question and names none, its bare numbers (`bare_measures`)."""
     u, text, slots = ctx.understanding, ctx.text, ctx.session.slots
     found = {
         HEIGHT: parse_entity_height(u.entity(HEIGHT) or "") or parse_height_cm(text),
         WEIGHT: parse_entity_weight(u.entity(WEIGHT) or "") or parse_weight_kg(text),
         FOOT: parse_foot_mm(text),
     }
+    if answering and all(value is None for value in found.values()):
+        found.update(bare_measures(text, [m for m in (HEIGHT, WEIGHT) if slots.get(m) is None]))
     for name, value in found.items():
         if value is not None:
             slots[name] = value
@@ -226,24 +248,36 @@ def _measures(ctx: SkillContext, kind: str) -> str:
                  weight=_number(float(slots[WEIGHT])))
 
 
+INTENT = "size_advice"
+# A reply to "your height and weight?": up to two numbers of 2-3 digits with a few words or units around
+# them ("175", "70公斤", "175センチ", "طولي 175"); an order number or a longer text is something else.
+_MEASURES_ANSWER = r"^(?:[^\d#]{0,12}\d{2,3}(?:\.\d+)?){1,2}[^\d#]{0,12}$"
+
+
+def _ask(ctx: SkillContext, text: str) -> list[Reply]:
+    flow.ask(ctx, INTENT, "measures", {}, answers=_MEASURES_ANSWER)
+    return [Reply(text=text)]
+
+
 async def size_advice(ctx: SkillContext) -> list[Reply]:
     t = ctx.t
+    asked = flow.resume(ctx, INTENT)  # the measures we asked for, if this is them
     charts = size_charts(ctx.shop)
-    known = _remember(ctx)
+    known = _remember(ctx, answering=asked is not None)
     kind = _kind(ctx, charts, fresh_foot=parse_foot_mm(ctx.text) is not None)
     chart = charts.get(kind)
     if chart is None:
         return [Reply(text=t("Sorry, I don't have a size chart for that yet."))]
     missing = [m for m in chart.measures if m not in known]
     if kind == SHOES and missing:
-        return [Reply(text=t("For shoes I need your foot length: stand on a sheet of paper and measure from your "
-                             "heel to your longest toe, for example 25.5 cm."))]
+        return _ask(ctx, t("For shoes I need your foot length: stand on a sheet of paper and measure from your "
+                           "heel to your longest toe, for example 25.5 cm."))
     if missing == [WEIGHT]:
-        return [Reply(text=t("Thanks, I've noted your height ({height} cm). What's your weight in kg?",
-                             height=_number(known[HEIGHT])))]
+        return _ask(ctx, t("Thanks, I've noted your height ({height} cm). What's your weight in kg?",
+                           height=_number(known[HEIGHT])))
     if missing == [HEIGHT]:
-        return [Reply(text=t("Thanks, I've noted your weight ({weight} kg). How tall are you, in cm?",
-                             weight=_number(known[WEIGHT])))]
+        return _ask(ctx, t("Thanks, I've noted your weight ({weight} kg). How tall are you, in cm?",
+                           weight=_number(known[WEIGHT])))
     if missing:
-        return [Reply(text=t("To suggest a size, please tell me your height and weight, for example: 170 cm, 60 kg."))]
+        return _ask(ctx, t("To suggest a size, please tell me your height and weight, for example: 170 cm, 60 kg."))
     return [Reply(text=_advice_text(ctx, advise(chart, known), kind))]
