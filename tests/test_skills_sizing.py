@@ -8,6 +8,7 @@ from aiohttp.test_utils import TestClient
 from core.app import Hub
 from core.skills.sizing import (
     BUNDLED,
+    FOOT,
     HEIGHT,
     WEIGHT,
     advise,
@@ -108,3 +109,19 @@ def test_bare_numbers_answer_the_measures_asked_for() -> None:
     assert bare_measures("175 70", [HEIGHT, WEIGHT]) == {HEIGHT: 175, WEIGHT: 70}
     assert bare_measures("165", [HEIGHT]) == {HEIGHT: 165}
     assert bare_measures("999", [HEIGHT]) == {}, "not a height"
+
+
+def test_a_bare_foot_length_is_in_cm_or_mm() -> None:
+    assert bare_measures("25.5", [FOOT]) == {FOOT: 255}
+    assert bare_measures("260", [FOOT]) == {FOOT: 260}
+    assert bare_measures("5", [FOOT]) == {}
+
+
+@pytest.mark.parametrize("web_hub", ["memory"], indirect=True)
+async def test_a_bare_foot_length_answers_the_shoe_question(web_hub: tuple[TestClient, Hub]) -> None:
+    client, hub = web_hub
+    asked = await say(client, "ann", "跑鞋穿多大码")
+    assert "脚长" in asked["replies"][0]["text"]
+    advised = await say(client, "ann", "25.5")
+    assert advised["route"] == "skill" and "255" in advised["replies"][0]["text"], advised
+    assert "weight_kg" not in (await hub.store.load("web:ann")).slots, "not taken for a weight"

@@ -180,9 +180,14 @@ _BARE_NUMBER = re.compile(r"(?<![\d.])(\d{2,3}(?:\.\d+)?)(?![\d.])")
 
 
 def bare_measures(text: str, missing: list[str]) -> dict[str, float]:
-    """Numbers without a unit, in answer to our question: a lone number is the one measure still missing;
-    otherwise a height in cm is 100 or more and a weight in kg less ("175 70")."""
+    """Numbers without a unit, in answer to our question: for a foot length, cm (25.5) or mm (255); else a
+    lone number is the one measure still missing, or a height in cm is 100 or more and a weight in kg less."""
     numbers = [float(n) for n in _BARE_NUMBER.findall(text)][:2]
+    if missing == [FOOT]:
+        if len(numbers) != 1:
+            return {}
+        foot = _plausible(numbers[0] * 10 if numbers[0] < 100 else numbers[0], 100, 350)
+        return {FOOT: foot} if foot is not None else {}
     if len(numbers) == 1 and len(missing) == 1:
         named = {missing[0]: numbers[0]}
     else:
@@ -194,9 +199,9 @@ def bare_measures(text: str, missing: list[str]) -> dict[str, float]:
     return {name: value for name, value in plausible.items() if value is not None}
 
 
-def _remember(ctx: SkillContext, answering: bool = False) -> dict[str, float]:
+def _remember(ctx: SkillContext, answering: str | None = None) -> dict[str, float]:
     """Measures from this message (entities first, then the words) merged into the session's slots; when it
-    answers our question and names none, its bare numbers (`bare_measures`)."""
+    answers our question about `answering` (a chart kind) and names none, its bare numbers."""
     u, text, slots = ctx.understanding, ctx.text, ctx.session.slots
     found = {
         HEIGHT: parse_entity_height(u.entity(HEIGHT) or "") or parse_height_cm(text),
@@ -204,7 +209,8 @@ def _remember(ctx: SkillContext, answering: bool = False) -> dict[str, float]:
         FOOT: parse_foot_mm(text),
     }
     if answering and all(value is None for value in found.values()):
-        found.update(bare_measures(text, [m for m in (HEIGHT, WEIGHT) if slots.get(m) is None]))
+        missing = [FOOT] if answering == SHOES else [m for m in (HEIGHT, WEIGHT) if slots.get(m) is None]
+        found.update(bare_measures(text, missing))
     for name, value in found.items():
         if value is not None:
             slots[name] = value
@@ -254,8 +260,8 @@ INTENT = "size_advice"
 _MEASURES_ANSWER = r"^(?:[^\d#]{0,12}\d{2,3}(?:\.\d+)?){1,2}[^\d#]{0,12}$"
 
 
-def _ask(ctx: SkillContext, text: str) -> list[Reply]:
-    flow.ask(ctx, INTENT, "measures", {}, answers=_MEASURES_ANSWER)
+def _ask(ctx: SkillContext, kind: str, text: str) -> list[Reply]:
+    flow.ask(ctx, INTENT, "measures", {"kind": kind}, answers=_MEASURES_ANSWER)
     return [Reply(text=text)]
 
 
@@ -263,21 +269,27 @@ async def size_advice(ctx: SkillContext) -> list[Reply]:
     t = ctx.t
     asked = flow.resume(ctx, INTENT)  # the measures we asked for, if this is them
     charts = size_charts(ctx.shop)
-    known = _remember(ctx, answering=asked is not None)
-    kind = _kind(ctx, charts, fresh_foot=parse_foot_mm(ctx.text) is not None)
+    asked_kind = str(asked.data.get("kind") or CLOTHES) if asked is not None else None
+    known = _remember(ctx, answering=asked_kind)
+    # a bare answer to our foot question ("25.5") stays about shoes, though its words do not say so
+    if asked_kind == SHOES and re.search(_MEASURES_ANSWER, ctx.text, re.I):
+        kind = SHOES
+    else:
+        kind = _kind(ctx, charts, fresh_foot=parse_foot_mm(ctx.text) is not None)
     chart = charts.get(kind)
     if chart is None:
         return [Reply(text=t("Sorry, I don't have a size chart for that yet."))]
     missing = [m for m in chart.measures if m not in known]
     if kind == SHOES and missing:
-        return _ask(ctx, t("For shoes I need your foot length: stand on a sheet of paper and measure from your "
-                           "heel to your longest toe, for example 25.5 cm."))
+        return _ask(ctx, kind, t("For shoes I need your foot length: stand on a sheet of paper and measure from "
+                                 "your heel to your longest toe, for example 25.5 cm."))
     if missing == [WEIGHT]:
-        return _ask(ctx, t("Thanks, I've noted your height ({height} cm). What's your weight in kg?",
-                           height=_number(known[HEIGHT])))
+        return _ask(ctx, kind, t("Thanks, I've noted your height ({height} cm). What's your weight in kg?",
+                                 height=_number(known[HEIGHT])))
     if missing == [HEIGHT]:
-        return _ask(ctx, t("Thanks, I've noted your weight ({weight} kg). How tall are you, in cm?",
-                           weight=_number(known[WEIGHT])))
+        return _ask(ctx, kind, t("Thanks, I've noted your weight ({weight} kg). How tall are you, in cm?",
+                                 weight=_number(known[WEIGHT])))
     if missing:
-        return _ask(ctx, t("To suggest a size, please tell me your height and weight, for example: 170 cm, 60 kg."))
+        return _ask(ctx, kind, t("To suggest a size, please tell me your height and weight, for example: "
+                                 "170 cm, 60 kg."))
     return [Reply(text=_advice_text(ctx, advise(chart, known), kind))]
