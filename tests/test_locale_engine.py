@@ -15,31 +15,13 @@ from aiohttp.test_utils import TestClient
 from core.app import Hub
 from core.formatting import Formats
 from core.locale import pick_locale, text_locales
-from core.packs import Pack
 from tests.conftest import hub_client, make_config, say
 from tests.support.fake_llm import FakeLlm
+from tests.support.locale_checks import SCRIPT, assert_clean, pack_of
 
 LOCALES = ("zh-CN", "en", "ja", "ar")
 
 
-def pack_of(hub: Hub, locale: str) -> Pack:
-    pack = hub.engine.catalogs.pack(locale)
-    assert pack is not None
-    return pack
-
-
-def texts(body: dict[str, Any]) -> list[str]:
-    return [r["text"] for r in body["replies"]] + [b["title"] for r in body["replies"] for b in r["buttons"]]
-
-
-def assert_clean(hub: Hub, locale: str, body: dict[str, Any]) -> None:
-    """Every reply passes the locale's pack: 0 keigo findings in ja, no words never to use anywhere."""
-    pack = pack_of(hub, locale)
-    for text in texts(body):
-        assert pack.check(text) == [], f"{locale}: {text!r}: {pack.check(text)}"
-
-
-SCRIPT = {"zh-CN": "[\u4e00-\u9fff]", "en": "[A-Za-z]", "ja": "[\u3040-\u30ff]", "ar": "[\u0600-\u06ff]"}
 GREETING = {"zh-CN": "你好", "en": "hello", "ja": "こんにちは", "ar": "مرحبا"}
 
 
