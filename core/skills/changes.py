@@ -45,8 +45,7 @@ def read_reason(text: str) -> str | None:
 
 def pressed_reason(ctx: SkillContext) -> str | None:
     """The reason whose button label (in the shopper's language) is the whole message."""
-    text = ctx.text.strip().casefold()
-    return next((r for r in CANCEL_REASONS if ctx.t(REASON_TEXT[r]).casefold() == text), None)
+    return flow.pressed(ctx, {ctx.t(REASON_TEXT[r]): r for r in CANCEL_REASONS})
 
 
 def refunds_of(order: dict[str, Any]) -> dict[str, Decimal]:

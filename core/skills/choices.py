@@ -128,5 +128,4 @@ def choose_method_buttons(ctx: SkillContext, intent: str, step: str, data: dict[
 
 def chosen_method(ctx: SkillContext, data: dict[str, Any]) -> str | None:
     """The payment method id whose button the shopper pressed (or whose label they typed)."""
-    wanted = ctx.text.strip().casefold()
-    return next((mid for label, mid in dict(data.get("methods") or {}).items() if label.casefold() == wanted), None)
+    return flow.pressed(ctx, dict(data.get("methods") or {}))

@@ -12,9 +12,9 @@ JSON, so sessions stay the same on memory and on Redis.
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
 from core.nlu import OUT_OF_SCOPE, NluResult
 from core.sessions import Session
@@ -22,6 +22,8 @@ from core.skills.base import SkillContext
 
 FLOW = "flow"
 FLOW_TTL_S = 15 * 60
+
+T = TypeVar("T")
 
 
 @dataclass(slots=True)
@@ -60,6 +62,11 @@ def close(ctx: SkillContext) -> None:
 
 def _same(a: str, b: str) -> bool:
     return a.strip().casefold() == b.strip().casefold()
+
+
+def pressed(ctx: SkillContext, options: Mapping[str, T]) -> T | None:
+    """The value of the button whose label is the whole message (pressed, or typed in any case), or None."""
+    return next((value for label, value in options.items() if _same(ctx.text, label)), None)
 
 
 def awaited_intent(session: Session, understanding: NluResult, text: str, confident: bool) -> str | None:

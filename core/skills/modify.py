@@ -99,8 +99,7 @@ async def order_modify(ctx: SkillContext) -> list[Reply]:
 
 def chosen_what(ctx: SkillContext) -> str | None:
     """The change whose button the shopper pressed."""
-    wanted = ctx.text.strip().casefold()
-    return next((what for what, label in WHAT_TEXT.items() if ctx.t(label).casefold() == wanted), None)
+    return flow.pressed(ctx, {ctx.t(label): what for what, label in WHAT_TEXT.items()})
 
 
 def ask_what(ctx: SkillContext, order_id: str) -> list[Reply]:

@@ -125,10 +125,9 @@ def ask_items(ctx: SkillContext, order: dict[str, Any]) -> Reply:
 
 
 def _chosen_items(ctx: SkillContext, order: dict[str, Any], data: dict[str, Any]) -> list[str]:
-    wanted = ctx.text.strip().casefold()
-    for label, ids in dict(data.get("options") or {}).items():
-        if label.casefold() == wanted:
-            return list(ids)
+    ids = flow.pressed(ctx, dict(data.get("options") or {}))
+    if ids is not None:
+        return list(ids)
     return [i["item_id"] for i in named_items(ctx, order["items"])]
 
 

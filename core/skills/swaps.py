@@ -42,8 +42,7 @@ def _remaining(order: dict[str, Any], pairs: list[list[str]]) -> list[dict[str, 
 
 def _answer(ctx: SkillContext, data: dict[str, Any]) -> str | None:
     """The id behind the option button the shopper pressed."""
-    wanted = ctx.text.strip().casefold()
-    return next((oid for label, oid in dict(data.get("options") or {}).items() if label.casefold() == wanted), None)
+    return flow.pressed(ctx, dict(data.get("options") or {}))
 
 
 def swap_items(ctx: SkillContext, intent: str, user: dict[str, Any], order: dict[str, Any],
@@ -63,7 +62,7 @@ def swap_items(ctx: SkillContext, intent: str, user: dict[str, Any], order: dict
         else:
             return ask_variant(ctx, intent, data, next(i for i in order["items"] if i["item_id"] == data["item"]))
     elif step == "more":
-        step = None if ctx.text.strip().casefold() == t("Change another item").casefold() else "method"
+        step = None if flow.pressed(ctx, {t("Change another item"): True}) else "method"
     elif step == "item":
         item_id = _answer(ctx, data)
         if item_id is not None:
