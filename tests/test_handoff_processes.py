@@ -13,7 +13,7 @@ import pytest
 import yaml
 
 from tests.conftest import SHARED_DATA, RedisServer, free_port
-from tests.test_two_processes import start_hub, wait_ready
+from tests.support.hubs import start_hub, wait_ready
 
 TOKEN = "alice-processes-token-1"
 AUTH = {"Authorization": f"Bearer {TOKEN}"}

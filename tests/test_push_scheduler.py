@@ -19,7 +19,7 @@ from aiohttp import web
 
 from core.app import build_hub
 from tests.conftest import REDIS_URL, SHARED_DATA, RedisServer, free_port, make_config
-from tests.test_two_processes import start_hub, wait_ready
+from tests.support.hubs import start_hub, wait_ready
 
 AES_KEY = "abcdefghijklmnopqrstuvwxyz0123456789ABCDEFG"
 

@@ -3,10 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import os
-import subprocess
-import sys
-import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -15,32 +11,8 @@ import aiohttp
 import pytest
 import yaml
 
-from core.config import PROJECT_ROOT
 from tests.conftest import SHARED_DATA, RedisServer, free_port
-
-
-def start_hub(config_path: Path, port: int) -> subprocess.Popen[bytes]:
-    return subprocess.Popen(
-        [sys.executable, "-m", "core", "run", "--config", str(config_path), "--port", str(port)],
-        cwd=PROJECT_ROOT, env={k: v for k, v in os.environ.items() if k != "REDIS_URL"},
-        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
-    )
-
-
-def wait_ready(port: int, process: subprocess.Popen[bytes]) -> None:
-    import urllib.request
-
-    deadline = time.monotonic() + 20
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            raise AssertionError(f"hub exited: {process.stderr.read().decode() if process.stderr else ''}")
-        try:
-            with urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=1) as response:
-                if response.status == 200:
-                    return
-        except OSError:
-            time.sleep(0.1)
-    raise AssertionError("hub did not become ready")
+from tests.support.hubs import start_hub, wait_ready
 
 
 @pytest.fixture

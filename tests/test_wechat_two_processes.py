@@ -4,9 +4,6 @@ can): exactly one answer reaches the shopper, passively or through the customer-
 from __future__ import annotations
 
 import asyncio
-import os
-import subprocess
-import sys
 import time
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
@@ -16,10 +13,10 @@ import pytest
 import yaml
 
 from adapters.wechat_common import parse_xml
-from core.config import PROJECT_ROOT
 from tests.conftest import SHARED_DATA, RedisServer, free_port
 from tests.support.fake_llm import FakeLlm
 from tests.support.fake_wechat_api import FakeWeChatApi, Platform
+from tests.support.hubs import start_hub, wait_ready
 
 PLATFORM = Platform("tok")
 
@@ -28,31 +25,6 @@ def text_xml(content: str, msg_id: str, user: str) -> bytes:
     return (f"<xml><ToUserName><![CDATA[gh_shop]]></ToUserName><FromUserName><![CDATA[{user}]]></FromUserName>"
             f"<CreateTime>{int(time.time())}</CreateTime><MsgType><![CDATA[text]]></MsgType>"
             f"<Content><![CDATA[{content}]]></Content><MsgId>{msg_id}</MsgId></xml>").encode()
-
-
-async def wait_ready(http: aiohttp.ClientSession, port: int, process: subprocess.Popen[bytes]) -> None:
-    deadline = time.monotonic() + 20
-    while time.monotonic() < deadline:
-        assert process.poll() is None, "hub exited"
-        try:
-            async with http.get(f"http://127.0.0.1:{port}/healthz") as response:
-                if response.status == 200:
-                    return
-        except aiohttp.ClientError:
-            pass
-        await asyncio.sleep(0.1)
-    raise AssertionError("hub did not become ready")
-
-
-def start_hubs(config_path: Path, ports: list[int], logs: Path) -> list[subprocess.Popen[bytes]]:
-    env = {k: v for k, v in os.environ.items() if k != "REDIS_URL"}
-    hubs = []
-    for port in ports:
-        with open(logs / f"hub-{port}.log", "wb") as log:  # the child keeps its own descriptor
-            hubs.append(subprocess.Popen(
-                [sys.executable, "-m", "core", "run", "--config", str(config_path), "--port", str(port)],
-                cwd=PROJECT_ROOT, env=env, stdout=subprocess.DEVNULL, stderr=log))
-    return hubs
 
 
 async def until(condition: Callable[[], bool], within: float) -> None:
@@ -76,11 +48,10 @@ async def setup(tmp_path: Path, private_redis: RedisServer) -> AsyncIterator[tup
         path = tmp_path / "bot_config.yaml"
         path.write_text(yaml.safe_dump(config, allow_unicode=True))
         ports = [free_port(), free_port()]
-        hubs = start_hubs(path, ports, tmp_path)
+        hubs = [start_hub(path, port) for port in ports]
         try:
-            async with aiohttp.ClientSession() as http:
-                for port, hub in zip(ports, hubs, strict=True):
-                    await wait_ready(http, port, hub)
+            for port, hub in zip(ports, hubs, strict=True):
+                wait_ready(port, hub)
             yield api, llm, ports
         finally:
             for hub in hubs:
