@@ -96,6 +96,8 @@ esac
 [ -n "$TOKEN" ] || { echo "nlu_serve: set KEFU_NLU_TOKEN or pass --token (the hub sends it as ?token=)" >&2; exit 2; }
 [ -n "$MODEL" ] || MODEL="$("$ROOT/scripts/nlu_train.sh")"
 [ -f "$MODEL" ] || { echo "nlu_serve: no model at $MODEL" >&2; exit 1; }
+# absolute: the server runs in nlu/, and Rasa serves nlu/models/ instead of a path it cannot find
+MODEL="$(cd "$(dirname "$MODEL")" && pwd)/$(basename "$MODEL")"
 PY="$("$ROOT/scripts/nlu_env.sh")"
 
 export PYTHONPATH="$NLU${PYTHONPATH:+:$PYTHONPATH}"
