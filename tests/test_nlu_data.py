@@ -1,0 +1,74 @@
+"""The NLU training data and its held-out split keep the rules of issue 4 (read as files: no Rasa needed).
+
+Only counts and set sizes are compared here: a failing check names intents, not held-out texts.
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import pytest
+import yaml
+
+from core.commerce.products import ProductKnowledge
+from core.config import PROJECT_ROOT
+
+NLU = PROJECT_ROOT / "nlu"
+LANGS = ("zh", "en", "ja", "ar")
+_MARKUP = re.compile(r"\[([^\]]+)\]\([^)]+\)")
+# Catalog names left out of the product lookup: it matches inside words (use_word_boundaries: false), and
+# these would name a product in 手机号 (phone number), 分钟 (minutes), ペットボトル (PET bottle) and the like.
+TOO_SHORT_FOR_THE_LOOKUP = {"手机", "电脑", "钟", "防晒", "化妆品", "ボトル", "جوال", "قميص", "أثقال"}
+
+
+def examples(path: Path) -> dict[str, list[str]]:
+    blocks = yaml.safe_load(path.read_text(encoding="utf-8"))["nlu"]
+    return {b["intent"]: [line[2:].strip() for line in b["examples"].splitlines() if line.startswith("- ")]
+            for b in blocks if "intent" in b}
+
+
+def plain(example: str) -> str:
+    """The text the model sees, for comparing: markup off, case and runs of spaces folded."""
+    return " ".join(_MARKUP.sub(r"\1", example).casefold().split())
+
+
+def intents() -> list[str]:
+    return list(yaml.safe_load((NLU / "domain.yml").read_text(encoding="utf-8"))["intents"])
+
+
+@pytest.mark.parametrize("lang", LANGS)
+def test_no_training_example_is_a_held_out_one(lang: str) -> None:
+    train = {plain(e) for exs in examples(NLU / "data" / lang / "nlu.yml").values() for e in exs}
+    held_out = {plain(e) for exs in examples(NLU / "tests" / lang / "nlu.yml").values() for e in exs}
+    assert len(train & held_out) == 0
+
+
+@pytest.mark.parametrize("lang", LANGS)
+def test_every_intent_has_its_training_examples_and_a_fifth_held_out(lang: str) -> None:
+    train, held_out = examples(NLU / "data" / lang / "nlu.yml"), examples(NLU / "tests" / lang / "nlu.yml")
+    least = 40 if lang == "zh" else 20
+    assert {i for i in intents() if len(train.get(i, ())) < least} == set()
+    def share_held_out(intent: str) -> float:
+        kept, trained = len(held_out.get(intent, ())), len(train.get(intent, ()))
+        return kept / (kept + trained) if kept + trained else 0.0
+
+    assert {i for i in intents() if share_held_out(i) < 0.2} == set()
+
+
+def test_the_product_lookup_knows_the_catalog_and_maps_it_to_the_catalog_name() -> None:
+    blocks = yaml.safe_load((NLU / "data" / "entities.yml").read_text(encoding="utf-8"))["nlu"]
+    lookup = {line[2:].strip().casefold() for b in blocks if b.get("lookup") == "product"
+              for line in b["examples"].splitlines() if line.startswith("- ")}
+    synonym_of = {line[2:].strip().casefold(): b["synonym"] for b in blocks if "synonym" in b
+                  for line in b["examples"].splitlines() if line.startswith("- ")}
+    missing, mapped_wrong = [], []
+    for product in ProductKnowledge.load().products.values():
+        for name in (product.name, *(n for names in product.names.values() for n in names), *product.aliases):
+            if name in TOO_SHORT_FOR_THE_LOOKUP:
+                continue
+            if name.casefold() not in lookup:
+                missing.append(name)
+            elif name.casefold() != product.name.casefold() and synonym_of.get(name.casefold()) != product.name:
+                mapped_wrong.append(name)
+    assert missing == [] and mapped_wrong == []
