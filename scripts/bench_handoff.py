@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import os
 import shutil
 import socket
 import statistics
@@ -21,7 +20,6 @@ import subprocess
 import sys
 import tempfile
 import time
-import urllib.request
 from pathlib import Path
 from typing import Any
 
@@ -29,6 +27,10 @@ import aiohttp
 import yaml
 
 ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from tests.support.hubs import start_hub, wait_ready  # noqa: E402
+
 TOKEN = "bench-agent-token-0123456789"
 AUTH = {"Authorization": f"Bearer {TOKEN}"}
 TARGET_P99_MS = 100.0
@@ -49,24 +51,6 @@ def start_redis(workdir: Path) -> tuple[subprocess.Popen[bytes], str]:
                                 "no", "--dir", str(workdir)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     time.sleep(0.3)
     return process, f"redis://127.0.0.1:{port}/0"
-
-
-def start_hub(config: Path, port: int) -> subprocess.Popen[bytes]:
-    env = {k: v for k, v in os.environ.items() if k != "REDIS_URL"}
-    return subprocess.Popen([sys.executable, "-m", "core", "run", "--config", str(config), "--port", str(port)],
-                            cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-
-
-def wait_ready(port: int) -> None:
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:
-        try:
-            with urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=1) as response:
-                if response.status == 200:
-                    return
-        except OSError:
-            time.sleep(0.1)
-    sys.exit(f"the hub on port {port} did not start")
 
 
 async def post(http: aiohttp.ClientSession, port: int, user: str, text: str) -> dict[str, Any]:
@@ -144,8 +128,8 @@ def main() -> None:
         a, b = free_port(), free_port()
         hubs = [start_hub(config, a), start_hub(config, b)]
         try:
-            wait_ready(a)
-            wait_ready(b)
+            wait_ready(a, hubs[0], within=30)
+            wait_ready(b, hubs[1], within=30)
             started = time.perf_counter()
             latencies = asyncio.run(run(a, b, args.shoppers, args.messages, args.warmup))
             elapsed = time.perf_counter() - started
