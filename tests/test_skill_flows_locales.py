@@ -101,3 +101,10 @@ async def test_an_exchange_of_an_item_named_in_the_shoppers_language(web_hub: tu
     assert hub.engine.commerce.get_order_details("#W5838674")["status"] == "delivered"
     checked(hub, locale, await say(client, user, YES[locale], locale=locale))
     assert hub.engine.commerce.get_order_details("#W5838674")["status"] == "exchange requested"
+
+
+def test_a_name_inside_a_word_that_is_not_the_product_names_nothing() -> None:
+    kb = knowledge()
+    assert kb.find("等了十分钟还没人回") == [] and kb.find("رقم جوالي ينتهي بـ 6236") == []
+    assert [p.name for p in kb.find("挂钟几点钟能送到")] == ["Wall Clock"]  # the name itself still counts
+    assert [p.name for p in kb.find("手机屏幕多大")] == ["Smartphone"]

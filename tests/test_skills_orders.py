@@ -54,6 +54,9 @@ async def test_by_phone_tail_never_another_shoppers_orders(web_hub: tuple[TestCl
     assert mine["route"] == "skill"
     assert mine["replies"][0]["text"].startswith("这是您最近的订单：")
     assert [b["payload"] for b in mine["replies"][0]["buttons"]] == ["#W3638028", "#W4435622", "#W3632959"]
+    # 手机号 is a phone number, not the Smartphone James never bought
+    worded = await say(client, JAMES, "我手机号尾号6236，订单到哪了")
+    assert worded["replies"][0]["text"].startswith("这是您最近的订单：")
 
     # Mei's tail, asked by James: nothing of Mei's is shown.
     theirs = await say(client, JAMES, "orders for the phone with last 4 digits 6677", locale="en")

@@ -11,7 +11,7 @@ Health products (supplements) are marked: whoever shows their facts adds the loc
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
@@ -87,9 +87,13 @@ def arabic_definite_forms(name: str) -> tuple[str, ...]:
 
 
 class ProductKnowledge:
-    def __init__(self, products: list[ProductInfo], option_names: Mapping[str, Mapping[str, str]]) -> None:
+    def __init__(self, products: list[ProductInfo], option_names: Mapping[str, Mapping[str, str]],
+                 not_product_words: Iterable[str] = ()) -> None:
         self.products = {p.name: p for p in products}
         self.option_names = option_names
+        # Longest first, so 手机号码 is blanked whole; None when there are none.
+        blanks = sorted(set(not_product_words), key=len, reverse=True)
+        self._not_products = re.compile("|".join(map(re.escape, blanks)), re.I) if blanks else None
         words: dict[str, str] = {}  # casefolded word -> product name
         for product in products:
             arabic = (form for name in product.names.get("ar", ()) for form in arabic_definite_forms(name))
@@ -110,10 +114,14 @@ class ProductKnowledge:
     def load(cls, path: Path = BUNDLED) -> ProductKnowledge:
         data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
         products = [_product(entry) for entry in data.get("products") or ()]
-        return cls(products, {str(k): dict(v) for k, v in (data.get("option_names") or {}).items()})
+        return cls(products, {str(k): dict(v) for k, v in (data.get("option_names") or {}).items()},
+                   [str(w) for w in data.get("not_product_words") or ()])
 
     def find(self, text: str) -> list[ProductInfo]:
-        """The products named in `text`, in order of mention, each once (the longest name wins)."""
+        """The products named in `text`, in order of mention, each once (the longest name wins); a name inside one of
+        the not-product words (手机号: a phone number) does not count."""
+        if self._not_products is not None:
+            text = self._not_products.sub(lambda m: " " * len(m.group(0)), text)
         found: list[ProductInfo] = []
         for match in self._pattern.finditer(text):
             word = match.group(0).casefold()
