@@ -336,9 +336,10 @@ class Engine:
         intent = understanding.intent
         confident = intent is not None and understanding.confidence >= threshold
         expecting = session.slots.get(EXPECTING)
-        if expecting and understanding.entities and intent not in ESCALATIONS:
-            # The shopper answers a question the bot asked (e.g. the email to sign in): that answer wins
-            # over whatever else the words look like.
+        if expecting and understanding.entity("email") and intent not in ESCALATIONS:
+            # The shopper sends the email the bot asked for to sign in: that answer wins over whatever else
+            # the words look like. Other entities do not answer it: a product named in a new question
+            # ("防晒霜多久补涂一次") is that question.
             intent, confident = str(expecting), True
         elif (awaited := awaited_intent(session, understanding, text, confident)) is not None:
             intent, confident = awaited, True  # the shopper answers a skill's open question (core.skills.flow)

@@ -246,3 +246,14 @@ def test_the_model_carries_the_linear_ensembles_as_plain_arrays(rasa_server: Ras
         assert headers["weights.npy"]["shape"][1] == n_intents  # type: ignore[index]
         if "vocabulary.npy" in headers:
             assert headers["vocabulary.npy"]["shape"] == (headers["weights.npy"]["shape"][0],)  # type: ignore[index]
+
+
+async def test_a_new_question_naming_a_product_is_not_the_email_asked_for(tmp_path: Path,
+                                                                         rasa_server: RasaServer) -> None:
+    async with hub_client(rasa_config(tmp_path, rasa_server)) as (client, _):
+        asked = await say(client, "guest-sun", "我的订单到哪了")
+        assert "邮箱" in asked["replies"][0]["text"]
+        sunscreen = await say(client, "guest-sun", "防晒霜多久补涂一次")  # a product entity, and no email
+        assert "每2小时" in sunscreen["replies"][0]["text"] and "邮箱" not in sunscreen["replies"][0]["text"]
+        signed = await say(client, "guest-sun", "mei.martin4637@example.com")  # the order question still waits
+        assert [b["payload"] for b in signed["replies"][0]["buttons"]] == ["#W5564375", "#W3288665", "#W7017301"]
