@@ -297,7 +297,7 @@ async def test_the_confirmation_question_is_in_the_shoppers_language(tmp_path: P
         async with hub_client(agent_config(tmp_path, llm)) as (client, hub):
             body = await say(client, SOFIA, "我想问一下香水的事", locale="zh-CN")
             text = body["replies"][0]["text"]
-            assert text.startswith("退回订单 #W8535951 中的 Vacuum Cleaner（canister")
+            assert text.startswith("退回订单 #W8535951 中的 吸尘器（canister")
             assert "3357" in text, "the card is named as the shopper knows it"
             pending = (await hub.store.load(f"web:{SOFIA}")).pending
             assert pending is not None and pending.action == "return_delivered_order_items"

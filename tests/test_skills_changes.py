@@ -196,7 +196,7 @@ async def test_item_swap_zh_and_once_per_order(web_hub: tuple[TestClient, Hub]) 
     what = await say(client, user, "修改订单W8797321")
     assert len(payloads(what)) == 3
     items = await say(client, user, payloads(what)[2])
-    camera = next(p for p in payloads(items) if p.startswith("Indoor Security Camera"))
+    camera = next(p for p in payloads(items) if p.startswith("监控摄像头"))
     variants = await say(client, user, camera)
     more = await say(client, user, payloads(variants)[0])
     assert len(payloads(more)) == 2  # that's all / another item: the change happens once, so collect it all

@@ -34,7 +34,7 @@ async def test_by_product_name_in_zh_and_en(web_hub: tuple[TestClient, Hub]) -> 
     grill = await say(client, JAMES, "我买的烤炉到哪了")
     assert grill["route"] == "skill"
     text = grill["replies"][0]["text"]
-    assert text.startswith("订单 #W3632959：已发货。商品：Grill。") and "包裹474654093386的最新物流" in text
+    assert text.startswith("订单 #W3632959：已发货。商品：烤炉。") and "包裹474654093386的最新物流" in text
     assert "请注意：您的包裹正在退回我们这里。" in text  # the demo parcel is on its way back
 
     bottles = await say(client, JAMES, "where are my water bottles?", locale="en")

@@ -39,8 +39,8 @@ async def test_mixed_order_in_zh(web_hub: tuple[TestClient, Hub]) -> None:
     body = await say(client, "liam_li_5260", "订单W8512927要退货")
     text = body["replies"][0]["text"]
     assert text.startswith("订单#W8512927：")
-    assert "Notebook：价格低于US$30.00，无需寄回" in text
-    assert "Skateboard：请用我们邮件发送的免费退货面单寄回" in text
+    assert "笔记本子：价格低于US$30.00，无需寄回" in text
+    assert "滑板：请用我们邮件发送的免费退货面单寄回" in text
 
 
 async def test_order_choice_not_delivered_and_sign_in(web_hub: tuple[TestClient, Hub]) -> None:
@@ -91,7 +91,7 @@ async def test_return_in_zh_keep_it_single_item_and_a_no(web_hub: tuple[TestClie
     asked = await say(client, "evelyn_gonzalez_8876", "订单W8341134要退货")
     # One item, one possible refund method (the original PayPal): straight to the list to confirm.
     summary = asked["replies"][1]["text"]
-    assert "退货订单#W8341134：Notebook" in summary and "退款：US$29.28退回您的PayPal。" in summary
+    assert "退货订单#W8341134：笔记本子" in summary and "退款：US$29.28退回您的PayPal。" in summary
     done = await say(client, "evelyn_gonzalez_8876", "好的")
     assert "无需寄回" in done["replies"][0]["text"] or "您可以保留" in done["replies"][0]["text"]
     assert hub.engine.commerce.get_order_details("#W8341134")["status"] == "return requested"

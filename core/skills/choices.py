@@ -16,7 +16,7 @@ from core.locale import Translator
 from core.message import Button, Reply
 from core.skills import flow
 from core.skills.base import SkillContext
-from core.skills.orders import STATUS_TEXT  # the shopper-facing order statuses
+from core.skills.orders import STATUS_TEXT, item_name  # the shopper-facing order statuses
 
 ORDERS_OFFERED = 3
 
@@ -74,7 +74,8 @@ def pick_order(
 def item_label(t: Translator, item: dict[str, Any]) -> str:
     """"Water Bottle (1000ml, glass, blue)": the name and the variant's options."""
     options = t(", ").join(str(v) for v in item.get("options", {}).values())
-    return t("{name} ({options})", name=item["name"], options=options) if options else str(item["name"])
+    name = item_name(t, item)
+    return t("{name} ({options})", name=name, options=options) if options else name
 
 
 def items_text(t: Translator, items: Iterable[dict[str, Any]]) -> str:

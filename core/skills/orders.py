@@ -15,8 +15,8 @@ from decimal import Decimal
 from typing import Any
 
 from core.commerce.base import CommerceError
-from core.commerce.products import ProductInfo
-from core.locale import N_
+from core.commerce.products import ProductInfo, knowledge
+from core.locale import N_, Translator
 from core.message import Button, Reply
 from core.skills.base import SkillContext
 from core.skills.order_lookup import named_products, orders_holding, owns_phone_tail
@@ -88,10 +88,15 @@ def signed_in_account(ctx: SkillContext, intent: str, ask: str) -> Account:
     return Account(ctx.commerce.get_user_details(user_id), [])
 
 
+def item_name(t: Translator, item: dict[str, Any]) -> str:
+    """The item's product name in the shopper's language (the store's name where we know no other)."""
+    return knowledge().local_name(str(item["name"]), t.locale)
+
+
 def describe_order(ctx: SkillContext, order: dict[str, Any]) -> str:
     t = ctx.t
     status = t(STATUS_TEXT.get(order["status"], order["status"]))
-    items = t(", ").join(item["name"] for item in order["items"])
+    items = t(", ").join(item_name(t, item) for item in order["items"])
     total = t.money(order_total(order), ctx.shop.currency)
     text = t("Order {order_id}: {status}. Items: {items}. Total: {total}.", order_id=order["order_id"],
              status=status, items=items, total=total)
