@@ -93,10 +93,15 @@ def item_name(t: Translator, item: dict[str, Any]) -> str:
     return knowledge().local_name(str(item["name"]), t.locale)
 
 
+def item_names(t: Translator, items: Iterable[dict[str, Any]]) -> str:
+    """"烤炉、背包": the items' names in the shopper's language, listed."""
+    return t(", ").join(item_name(t, item) for item in items)
+
+
 def describe_order(ctx: SkillContext, order: dict[str, Any]) -> str:
     t = ctx.t
     status = t(STATUS_TEXT.get(order["status"], order["status"]))
-    items = t(", ").join(item_name(t, item) for item in order["items"])
+    items = item_names(t, order["items"])
     total = t.money(order_total(order), ctx.shop.currency)
     text = t("Order {order_id}: {status}. Items: {items}. Total: {total}.", order_id=order["order_id"],
              status=status, items=items, total=total)

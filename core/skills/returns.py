@@ -28,7 +28,7 @@ from core.skills.choices import (
     user_method,
 )
 from core.skills.order_lookup import named_items
-from core.skills.orders import item_name, items_total, signed_in_account
+from core.skills.orders import item_names, items_total, signed_in_account
 
 ORDERS_OFFERED = 3
 INTENT = "return_request"
@@ -63,13 +63,13 @@ def explain_routes(ctx: SkillContext, order: dict[str, Any]) -> str:
     keep, ship = routes[ReturnRoute.KEEP_IT], routes[ReturnRoute.SHIP_BACK]
     if keep:
         lines.append(t("{items}: below {threshold}, so you don't need to send it back: you keep it and get a "
-                       "refund of {refund}.", items=t(", ").join(item_name(t, i) for i in keep),
+                       "refund of {refund}.", items=item_names(t, keep),
                        threshold=t.money(threshold, cur),
                        refund=t.money(items_total(keep), cur)))
     if ship:
         lines.append(t("{items}: please send it back with the free return label we'll email you; the refund of "
                        "{refund} is paid once the parcel reaches our warehouse.",
-                       items=t(", ").join(item_name(t, i) for i in ship),
+                       items=item_names(t, ship),
                        refund=t.money(items_total(ship), cur)))
     lines.append(t("Next I'll list the items and the refund method for you to confirm; nothing changes before "
                    "you say yes."))
@@ -179,12 +179,12 @@ def return_requested(ctx: SkillContext, args: dict[str, Any], order: dict[str, A
     lines = [t("Done: the return for order {order_id} is requested.", order_id=order["order_id"])]
     if routes[ReturnRoute.KEEP_IT]:
         lines.append(t("You can keep {items}; the refund of {refund} is on its way.",
-                       items=t(", ").join(item_name(t, i) for i in routes[ReturnRoute.KEEP_IT]),
+                       items=item_names(t, routes[ReturnRoute.KEEP_IT]),
                        refund=t.money(items_total(routes[ReturnRoute.KEEP_IT]), cur)))
     if routes[ReturnRoute.SHIP_BACK]:
         lines.append(t("You'll get an email with the free return label for {items}; the refund of {refund} is paid "
                        "once they reach our warehouse.",
-                       items=t(", ").join(item_name(t, i) for i in routes[ReturnRoute.SHIP_BACK]),
+                       items=item_names(t, routes[ReturnRoute.SHIP_BACK]),
                        refund=t.money(items_total(routes[ReturnRoute.SHIP_BACK]), cur)))
     return [Reply(text=sentences(t, lines))]
 
