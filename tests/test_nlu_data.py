@@ -5,7 +5,7 @@ Only counts and set sizes are compared here: a failing check names intents, not 
 
 from __future__ import annotations
 
-import re
+from collections import Counter
 from pathlib import Path
 
 import pytest
@@ -13,24 +13,22 @@ import yaml
 
 from core.commerce.products import ProductKnowledge
 from core.config import PROJECT_ROOT
+from scripts.eval_nlu import read_examples
 
 NLU = PROJECT_ROOT / "nlu"
 LANGS = ("zh", "en", "ja", "ar")
-_MARKUP = re.compile(r"\[([^\]]+)\]\([^)]+\)")
 # Catalog names left out of the product lookup: it matches inside words (use_word_boundaries: false), and
 # these would name a product in 手机号 (phone number), 分钟 (minutes), ペットボトル (PET bottle) and the like.
 TOO_SHORT_FOR_THE_LOOKUP = {"手机", "电脑", "钟", "防晒", "化妆品", "ボトル", "جوال", "قميص", "أثقال"}
 
 
-def examples(path: Path) -> dict[str, list[str]]:
-    blocks = yaml.safe_load(path.read_text(encoding="utf-8"))["nlu"]
-    return {b["intent"]: [line[2:].strip() for line in b["examples"].splitlines() if line.startswith("- ")]
-            for b in blocks if "intent" in b}
+def texts(path: Path) -> set[str]:
+    """The texts the model sees (markup off, as eval_nlu reads them), case and runs of spaces folded."""
+    return {" ".join(text.casefold().split()) for _, text, _ in read_examples(path)}
 
 
-def plain(example: str) -> str:
-    """The text the model sees, for comparing: markup off, case and runs of spaces folded."""
-    return " ".join(_MARKUP.sub(r"\1", example).casefold().split())
+def per_intent(path: Path) -> Counter[str]:
+    return Counter(intent for intent, _, _ in read_examples(path))
 
 
 def intents() -> list[str]:
@@ -39,18 +37,17 @@ def intents() -> list[str]:
 
 @pytest.mark.parametrize("lang", LANGS)
 def test_no_training_example_is_a_held_out_one(lang: str) -> None:
-    train = {plain(e) for exs in examples(NLU / "data" / lang / "nlu.yml").values() for e in exs}
-    held_out = {plain(e) for exs in examples(NLU / "tests" / lang / "nlu.yml").values() for e in exs}
-    assert len(train & held_out) == 0
+    assert len(texts(NLU / "data" / lang / "nlu.yml") & texts(NLU / "tests" / lang / "nlu.yml")) == 0
 
 
 @pytest.mark.parametrize("lang", LANGS)
 def test_every_intent_has_its_training_examples_and_a_fifth_held_out(lang: str) -> None:
-    train, held_out = examples(NLU / "data" / lang / "nlu.yml"), examples(NLU / "tests" / lang / "nlu.yml")
+    train, held_out = per_intent(NLU / "data" / lang / "nlu.yml"), per_intent(NLU / "tests" / lang / "nlu.yml")
     least = 40 if lang == "zh" else 20
-    assert {i for i in intents() if len(train.get(i, ())) < least} == set()
+    assert {i for i in intents() if train[i] < least} == set()
+
     def share_held_out(intent: str) -> float:
-        kept, trained = len(held_out.get(intent, ())), len(train.get(intent, ()))
+        kept, trained = held_out[intent], train[intent]
         return kept / (kept + trained) if kept + trained else 0.0
 
     assert {i for i in intents() if share_held_out(i) < 0.2} == set()
