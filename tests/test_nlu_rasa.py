@@ -118,6 +118,24 @@ async def test_operator_parse_endpoint_reports_the_decision(tmp_path: Path, rasa
         assert (await human.json())["route"] == "handoff"
 
 
+async def test_a_request_to_another_business_goes_to_the_llm_not_a_skill(tmp_path: Path,
+                                                                       rasa_server: RasaServer) -> None:
+    # nlu/kefu_scope.py: the same words about our own order stay with the skill; a person asked for stays a person.
+    async with hub_client(rasa_config(tmp_path, rasa_server)) as (client, _):
+        async def decision(text: str) -> dict:
+            return await (await client.post("/api/nlu/parse", json={"text": text})).json()
+
+        for text in ("我在淘宝买的东西到哪了", "has my Amazon order shipped yet?", "楽天で買った商品がまだ届かない",
+                     "وين طلبي من كارفور", "话费充值失败了怎么办", "في كوبون خصم أوبر؟"):
+            body = await decision(text)
+            assert body["intent"] in ("out_of_scope", None) and body["route"] == "fallback", (text, body)
+            assert all(e["entity"] != "other_business" for e in body["entities"]), body
+        ours = await decision("我买的东西到哪了")
+        assert ours["intent"] == "order_status" and ours["route"] == "skill"
+        person = await decision("转人工，你们比京东慢多了")
+        assert person["intent"] == "human_agent" and person["route"] == "handoff"
+
+
 async def test_entities_are_normalized(rasa_server: RasaServer) -> None:
     router = RasaRouter([rasa_server.url], rasa_server.token, Metrics())
     try:
