@@ -17,8 +17,10 @@ copy of the patterns: RegexEntityExtractor only extracts names that training
 examples annotate, and these are no entity of ours.
 
 Intents that ask for a person (human_agent, complaint) are left alone: "转人工，
-你们比京东慢多了" still reaches a person.  None of our in-scope training texts
-names one of these businesses (tests/test_nlu_data.py checks that).
+你们比京东慢多了" still reaches a person.  A name followed by a payment word is a
+way to pay us, not another business: "اس تي سي باي", "楽天ペイ", "ドコモ払い",
+"فودافون كاش" are left to the models.  None of our in-scope training texts names
+one of these businesses (tests/test_nlu_data.py checks that).
 """
 from __future__ import annotations
 
@@ -37,6 +39,10 @@ from rasa.shared.nlu.training_data.training_data import TrainingData
 
 INTENT_RANKING = "intent_ranking"
 _FILE = "other_business_patterns.json"
+# wallets and carrier billing named after a telecom or a platform: STC Pay, 楽天ペイ, Vodafone Cash, MTN MoMo
+_PAYMENT_WORD_AFTER = re.compile(
+    r"\s*(?:pay|ペイ|払い|支付|白条|باي|كاش|cash|money|momo|wallet|محفظة)", re.IGNORECASE
+)
 
 
 @DefaultV1Recipe.register(
@@ -109,9 +115,16 @@ class OtherBusinessGate(GraphComponent):
         for message in messages:
             ranking = message.get(INTENT_RANKING)
             text = message.get(TEXT) or ""
-            if ranking and any(p.search(text) for p in self._compiled):
+            if ranking and self._names_another_business(text):
                 self._put_out_of_scope_first(message, ranking)
         return messages
+
+    def _names_another_business(self, text: Text) -> bool:
+        return any(
+            not _PAYMENT_WORD_AFTER.match(text, m.end())
+            for p in self._compiled
+            for m in p.finditer(text)
+        )
 
     def _put_out_of_scope_first(self, message: Message, ranking: List[Dict[Text, Any]]) -> None:
         """Swaps the confidences of the top intent and out_of_scope (0 when unranked)."""

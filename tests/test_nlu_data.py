@@ -20,6 +20,8 @@ NLU = PROJECT_ROOT / "nlu"
 LANGS = ("zh", "en", "ja", "ar")
 # Catalog names left out of the product lookup: it matches inside words (use_word_boundaries: false), and
 # these would name a product in 手机号 (phone number), 分钟 (minutes), ペットボトル (PET bottle) and the like.
+# nlu/kefu_scope.py's _PAYMENT_WORD_AFTER (the Rasa environment's module cannot be imported here)
+PAYMENT_WORD_AFTER = re.compile(r"\s*(?:pay|ペイ|払い|支付|白条|باي|كاش|cash|money|momo|wallet|محفظة)", re.IGNORECASE)
 TOO_SHORT_FOR_THE_LOOKUP = {"手机", "电脑", "钟", "防晒", "化妆品", "ボトル", "جوال", "قميص", "أثقال"}
 
 
@@ -87,6 +89,9 @@ def test_no_in_scope_training_text_names_another_business(lang: str) -> None:
     shop does not sell; a name that also occurs in our own requests (طلبات is "orders") must not be listed."""
     names = [re.compile(p, re.IGNORECASE) for p in listed("regex", "other_business")]
     names.append(re.compile("|".join(map(re.escape, listed("lookup", "other_business"))), re.IGNORECASE))
-    naming = Counter(intent for intent, text, _ in read_examples(NLU / "data" / lang / "nlu.yml")
-                     if any(n.search(text) for n in names))
+
+    def names_one(text: str) -> bool:  # a name followed by a payment word is a wallet ("楽天ペイ"), as in the gate
+        return any(not PAYMENT_WORD_AFTER.match(text, m.end()) for n in names for m in n.finditer(text))
+
+    naming = Counter(intent for intent, text, _ in read_examples(NLU / "data" / lang / "nlu.yml") if names_one(text))
     assert naming["out_of_scope"] >= 30 and set(naming) == {"out_of_scope"}

@@ -120,7 +120,8 @@ async def test_operator_parse_endpoint_reports_the_decision(tmp_path: Path, rasa
 
 async def test_a_request_to_another_business_goes_to_the_llm_not_a_skill(tmp_path: Path,
                                                                        rasa_server: RasaServer) -> None:
-    # nlu/kefu_scope.py: the same words about our own order stay with the skill; a person asked for stays a person.
+    # nlu/kefu_scope.py: the same words about our own order stay with the skill, and so does a wallet named after
+    # another business; a person asked for stays a person.
     async with hub_client(rasa_config(tmp_path, rasa_server)) as (client, _):
         async def decision(text: str) -> dict:
             return await (await client.post("/api/nlu/parse", json={"text": text})).json()
@@ -132,6 +133,9 @@ async def test_a_request_to_another_business_goes_to_the_llm_not_a_skill(tmp_pat
             assert all(e["entity"] != "other_business" for e in body["entities"]), body
         ours = await decision("我买的东西到哪了")
         assert ours["intent"] == "order_status" and ours["route"] == "skill"
+        for wallet in ("楽天ペイ使える？", "أقدر أدفع بفودافون كاش؟"):  # a way to pay us, named after another business
+            body = await decision(wallet)
+            assert body["intent"] == "payment_issue" and body["route"] == "skill", (wallet, body)
         person = await decision("转人工，你们比京东慢多了")
         assert person["intent"] == "human_agent" and person["route"] == "handoff"
 
