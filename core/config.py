@@ -89,6 +89,8 @@ class ShopConfig(_Section):
     default_locale: str = "zh-CN"
     locales: tuple[str, ...] = ("zh-CN", "en", "ja", "ar")
     currency: str = "USD"
+    # What checkout takes, named to shoppers who ask (core.skills.payments): credit_card, paypal, gift_card
+    payment_methods: tuple[str, ...] = ("credit_card", "paypal", "gift_card")
     # Skill rules (here because skills see the shop's config; core.skills.base.SkillContext.shop).
     compensation: CompensationConfig = CompensationConfig()
     returns: ReturnRoutingConfig = ReturnRoutingConfig()

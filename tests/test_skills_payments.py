@@ -9,7 +9,7 @@ import pytest
 from aiohttp.test_utils import TestClient
 
 from core.app import Hub
-from core.skills.payments import codes_in, diagnose
+from core.skills.payments import METHOD_NAMES, asks_how_to_pay, codes_in, diagnose
 from tests.conftest import hub_client, make_config, say
 
 
@@ -56,3 +56,30 @@ async def test_payment_issue_in_zh_and_en(web: tuple[TestClient, Hub]) -> None:
     assert en["replies"][0]["text"].startswith("The card has expired or its expiry date was entered wrongly.")
     vague = await say(client, "p3", "my payment failed", locale="en")
     assert "error code" in vague["replies"][0]["text"]
+
+
+@pytest.mark.parametrize(("text", "asks"), [
+    ("能用京东支付吗", True),
+    ("支付方式有哪些", True),
+    ("do you take PayPal?", True),
+    ("楽天ペイ使える？", True),
+    ("楽天ペイで支払いできますか？", True),
+    ("ممكن أدفع بفودافون كاش؟", True),
+    ("付款失败了，能用别的卡吗", False),
+    ("my card was declined, can I pay with PayPal instead?", False),
+    ("クレジットカードが使えない", False),
+    ("فشل الدفع، هل تقبلون بطاقة أخرى؟", False),
+    ("can I pay with it? error code 51", False),
+])
+def test_a_question_about_how_to_pay_is_told_apart_from_a_failed_payment(text: str, asks: bool) -> None:
+    assert asks_how_to_pay(text) is asks
+
+
+async def test_a_question_about_how_to_pay_gets_the_shops_methods(web: tuple[TestClient, Hub]) -> None:
+    client, hub = web
+    for user, text, locale in (("m1", "你们支持哪些支付方式", "zh-CN"), ("m2", "do you take Apple Pay?", "en"),
+                               ("m3", "楽天ペイで支払いできますか？", "ja"), ("m4", "ممكن أدفع بفودافون كاش؟", "ar")):
+        body = await say(client, user, text, locale=locale)
+        catalogs = hub.engine.catalogs
+        methods = catalogs.gettext(locale, ", ").join(catalogs.gettext(locale, n) for n in METHOD_NAMES.values())
+        assert body["route"] == "skill" and methods in body["replies"][0]["text"], (text, body)

@@ -1,5 +1,6 @@
 """Payment-failure diagnosis: the shopper's words (zh, en, ja, ar) and any error code, to a cause, its
-explanation and the fix.
+explanation and the fix. A question about how one can pay ("能用京东支付吗", "do you take PayPal?") with no
+failure in it gets the methods the shop takes (shop.payment_methods).
 
 An error code the shopper quotes decides on its own (bank ISO 8583 response codes such as 51 or 54, and
 payment-gateway codes such as NOTENOUGH); otherwise the cause whose keywords match most often wins, ties
@@ -92,6 +93,28 @@ def diagnose(text: str) -> list[Cause]:
     return [cause for _, _, cause in sorted(scored, key=lambda s: (s[0], s[1]))]
 
 
+# "can I pay with ...?": the words of a question about methods, and of a payment that went wrong
+_ASKS_HOW_TO_PAY = _words(
+    r"能用|可以用|能不能用|支持.{0,8}(?:付|支付)|哪些支付|什么支付|支付方式|付款方式",
+    r"\bcan i (?:pay|use)\b|\bdo you (?:take|accept)\b|\baccept(?:ed)?\b|payment (?:methods?|options?)"
+    r"|\bpay (?:with|by|using)\b",
+    r"使え|対応して|払えます|支払い方法|決済方法|(?:支払い?|決済)(?:は|が|も)?できますか",
+    r"تقبلون|تقبل|أقدر أدفع|ممكن أدفع|طرق الدفع|وسائل الدفع|هل يوجد دفع",
+)
+_WENT_WRONG = _words(
+    r"失败|付不了|不成功|扣款|报错|错误|不了",
+    r"fail|declin|error|didn'?t go through|not going through|won'?t go through|can'?t pay|cannot pay|charged"
+    r"|doesn'?t work|not working",
+    r"失敗|エラー|できな|通らな|引き落と|使えない|使えません",
+    r"فشل|ما نجح|لم ينجح|لم تتم|خطأ|مرفوض|ما يرضى|انخصم|ما يشتغل|لا يعمل",
+)
+METHOD_NAMES = {"credit_card": N_("credit cards"), "paypal": N_("PayPal"), "gift_card": N_("gift cards")}
+
+
+def asks_how_to_pay(text: str) -> bool:
+    return bool(_ASKS_HOW_TO_PAY.search(text)) and not _WENT_WRONG.search(text) and not codes_in(text)
+
+
 INTENT = "payment_issue"
 # What marks a reply to "tell me the message or code" as one, whatever the NLU reads in it
 _ANSWERS = "|".join([*(cause.keywords.pattern for cause in CAUSES), _NUMERIC_CODE.pattern])
@@ -101,6 +124,10 @@ async def payment_issue(ctx: SkillContext) -> list[Reply]:
     t = ctx.t
     flow.resume(ctx, INTENT)  # the message or code we asked for, if this is it
     causes = diagnose(ctx.text)
+    if not causes and asks_how_to_pay(ctx.text):
+        methods = t(", ").join(t(METHOD_NAMES[m]) if m in METHOD_NAMES else m for m in ctx.shop.payment_methods)
+        return [Reply(text=t("We take {methods}: choose one at checkout. If a payment didn't go through, tell me the "
+                             "message or error code you saw and I'll tell you what to do.", methods=methods))]
     if not causes:
         flow.ask(ctx, INTENT, "message", {}, answers=_ANSWERS)
         return [Reply(text=t("Sorry your payment didn't go through. The usual causes are a card limit, not enough "
