@@ -28,6 +28,7 @@ import json
 import re
 from typing import Any, Dict, List, Optional, Text
 
+from kefu_business_names import names_another_business
 from rasa.engine.graph import ExecutionContext, GraphComponent
 from rasa.engine.recipes.default_recipe import DefaultV1Recipe
 from rasa.engine.storage.resource import Resource
@@ -39,10 +40,6 @@ from rasa.shared.nlu.training_data.training_data import TrainingData
 
 INTENT_RANKING = "intent_ranking"
 _FILE = "other_business_patterns.json"
-# wallets and carrier billing named after a telecom or a platform: STC Pay, 楽天ペイ, Vodafone Cash, MTN MoMo
-_PAYMENT_WORD_AFTER = re.compile(
-    r"\s*(?:pay|ペイ|払い|支付|白条|باي|كاش|cash|money|momo|wallet|محفظة)", re.IGNORECASE
-)
 
 
 @DefaultV1Recipe.register(
@@ -115,16 +112,9 @@ class OtherBusinessGate(GraphComponent):
         for message in messages:
             ranking = message.get(INTENT_RANKING)
             text = message.get(TEXT) or ""
-            if ranking and self._names_another_business(text):
+            if ranking and names_another_business(text, self._compiled):
                 self._put_out_of_scope_first(message, ranking)
         return messages
-
-    def _names_another_business(self, text: Text) -> bool:
-        return any(
-            not _PAYMENT_WORD_AFTER.match(text, m.end())
-            for p in self._compiled
-            for m in p.finditer(text)
-        )
 
     def _put_out_of_scope_first(self, message: Message, ranking: List[Dict[Text, Any]]) -> None:
         """Swaps the confidences of the top intent and out_of_scope (0 when unranked)."""
